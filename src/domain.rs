@@ -1,0 +1,261 @@
+//! The words of the pipeline, parsed once at the edge.
+//!
+//! An [`EmployeeRef`] is the HR employee number, which is also Pluvo's `ref` for the user. It is a
+//! string, never a number: leading zeros matter. [`Email`]s are trimmed and lower-cased so that a
+//! change of case in the HR system is not mistaken for a new address. [`GroupRef`] and
+//! [`CategoryRef`] name things an administrator created in Pluvo; the sync never invents them.
+//!
+//! Everything past `source` and `mapping` works with these types, so an invalid value cannot reach
+//! the plan or the API.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a raw value was not accepted. The message is shown to an HR administrator next to the row
+/// and field, so it says what is wrong with the value rather than how it was checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// The HR employee number; Pluvo's `ref`.
+    EmployeeRef
+);
+string_newtype!(
+    /// A normalised (trimmed, lower-case) e-mail address.
+    Email
+);
+string_newtype!(
+    /// The `ref` of a Pluvo group.
+    GroupRef
+);
+string_newtype!(
+    /// The `ref` of a Pluvo extra category (custom field).
+    CategoryRef
+);
+
+/// Refs are identifiers that end up in URLs, logs and SQL: no control characters, no surrounding
+/// white space, and a sane length.
+fn parse_identifier(raw: &str, what: &str) -> Result<String, InvalidValue> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(InvalidValue(format!("{what} is empty")));
+    }
+    if value.len() > 255 {
+        return Err(InvalidValue(format!("{what} is longer than 255 characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(InvalidValue(format!("{what} contains a control character")));
+    }
+    Ok(value.to_owned())
+}
+
+impl EmployeeRef {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        parse_identifier(raw, "employee number").map(Self)
+    }
+}
+
+impl GroupRef {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        parse_identifier(raw, "group ref").map(Self)
+    }
+}
+
+impl CategoryRef {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        parse_identifier(raw, "category ref").map(Self)
+    }
+}
+
+impl Email {
+    /// Accepts what mail systems accept in practice: one `@`, a non-empty local part, a domain with
+    /// a dot and no empty labels, no white space. Deliberately not RFC 5322 in full: HR exports
+    /// contain typos, not quoted local parts.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let value = raw.trim();
+        let bad = |why: &str| Err(InvalidValue(format!("'{value}' is not a valid e-mail address: {why}")));
+        if value.is_empty() {
+            return Err(InvalidValue("e-mail address is empty".to_owned()));
+        }
+        if value.len() > 254 {
+            return bad("longer than 254 characters");
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return bad("contains white space");
+        }
+        let Some((local, domain)) = value.split_once('@') else {
+            return bad("no '@'");
+        };
+        if domain.contains('@') {
+            return bad("more than one '@'");
+        }
+        if local.is_empty() {
+            return bad("nothing before the '@'");
+        }
+        if !domain.contains('.') || domain.split('.').any(str::is_empty) {
+            return bad("the domain needs a dot and no empty parts");
+        }
+        Ok(Self(value.to_lowercase()))
+    }
+}
+
+/// Pluvo's `Role` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Participant,
+    Trainer,
+    Manager,
+    Planner,
+    Author,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Participant,
+        Role::Trainer,
+        Role::Manager,
+        Role::Planner,
+        Role::Author,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Participant => "PARTICIPANT",
+            Role::Trainer => "TRAINER",
+            Role::Manager => "MANAGER",
+            Role::Planner => "PLANNER",
+            Role::Author => "AUTHOR",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let wanted = raw.trim();
+        Self::ALL
+            .into_iter()
+            .find(|role| role.as_str().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| {
+                InvalidValue(format!(
+                    "'{wanted}' is not a Pluvo role (PARTICIPANT, TRAINER, MANAGER, PLANNER, AUTHOR)"
+                ))
+            })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Pluvo's `Language` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Language {
+    Nl,
+    En,
+    De,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Nl => "NL",
+            Language::En => "EN",
+            Language::De => "DE",
+        }
+    }
+
+    /// HR systems write languages as codes, locales or names, in Dutch or English.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let lower = raw.trim().to_lowercase();
+        let code = lower.split(['_', '-']).next().unwrap_or_default();
+        match code {
+            "nl" | "nld" | "dut" | "dutch" | "nederlands" => Ok(Language::Nl),
+            "en" | "eng" | "english" | "engels" => Ok(Language::En),
+            "de" | "deu" | "ger" | "german" | "duits" | "deutsch" => Ok(Language::De),
+            _ => Err(InvalidValue(format!(
+                "'{}' is not a language Pluvo supports (NL, EN, DE)",
+                raw.trim()
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn employee_refs_keep_leading_zeros_and_lose_padding() {
+        assert_eq!(EmployeeRef::parse(" 000123 ").map(|r| r.0), Ok("000123".to_owned()));
+        assert!(EmployeeRef::parse("   ").is_err());
+        assert!(EmployeeRef::parse("12\u{0}3").is_err());
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        let cases = [
+            ("plain", " Ann.Smit@Example.COM ", Some("ann.smit@example.com")),
+            ("no at", "ann.example.com", None),
+            ("two ats", "a@b@example.com", None),
+            ("no dot in domain", "ann@example", None),
+            ("empty label", "ann@example..com", None),
+            ("space inside", "ann smit@example.com", None),
+            ("empty", "", None),
+            ("empty local part", "@example.com", None),
+        ];
+        for (name, raw, expected) in cases {
+            let got = Email::parse(raw).ok().map(|e| e.0);
+            assert_eq!(got.as_deref(), expected, "case {name}");
+        }
+    }
+
+    #[test]
+    fn languages_accept_codes_locales_and_names() {
+        let cases = [
+            ("code", "nl", Some(Language::Nl)),
+            ("locale", "en_GB", Some(Language::En)),
+            ("dutch name", "Duits", Some(Language::De)),
+            ("unknown", "fr", None),
+        ];
+        for (name, raw, expected) in cases {
+            assert_eq!(Language::parse(raw).ok(), expected, "case {name}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! pluvo-sync keeps Pluvo's users in step with an HRM system.
+//!
+//! One run is a pipeline, and the modules are its stages:
+//!
+//! `source` (read HR records) → `mapping` (records → desired users) → `snapshot` (what Pluvo last
+//! acknowledged) → `plan` (a pure diff) → `apply` (send the plan through `pluvo`) → `journal`
+//! (every run and operation, for auditors). `engine` runs one pass of that pipeline; `scheduler`
+//! and `server` decide when; `settings` and `telemetry` hold it together.
+
+pub mod domain;
+pub mod mapping;
+pub mod source;

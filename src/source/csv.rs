@@ -1,0 +1,1 @@
+//! HR export files: CSV as Excel and HR systems really write it.
