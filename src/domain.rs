@@ -70,7 +70,9 @@ fn parse_identifier(raw: &str, what: &str) -> Result<String, InvalidValue> {
         return Err(InvalidValue(format!("{what} is empty")));
     }
     if value.len() > 255 {
-        return Err(InvalidValue(format!("{what} is longer than 255 characters")));
+        return Err(InvalidValue(format!(
+            "{what} is longer than 255 characters"
+        )));
     }
     if value.chars().any(char::is_control) {
         return Err(InvalidValue(format!("{what} contains a control character")));
@@ -102,7 +104,11 @@ impl Email {
     /// contain typos, not quoted local parts.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let value = raw.trim();
-        let bad = |why: &str| Err(InvalidValue(format!("'{value}' is not a valid e-mail address: {why}")));
+        let bad = |why: &str| {
+            Err(InvalidValue(format!(
+                "'{value}' is not a valid e-mail address: {why}"
+            )))
+        };
         if value.is_empty() {
             return Err(InvalidValue("e-mail address is empty".to_owned()));
         }
@@ -223,7 +229,10 @@ mod tests {
 
     #[test]
     fn employee_refs_keep_leading_zeros_and_lose_padding() {
-        assert_eq!(EmployeeRef::parse(" 000123 ").map(|r| r.0), Ok("000123".to_owned()));
+        assert_eq!(
+            EmployeeRef::parse(" 000123 ").map(|r| r.0),
+            Ok("000123".to_owned())
+        );
         assert!(EmployeeRef::parse("   ").is_err());
         assert!(EmployeeRef::parse("12\u{0}3").is_err());
     }
@@ -231,7 +240,11 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_checked() {
         let cases = [
-            ("plain", " Ann.Smit@Example.COM ", Some("ann.smit@example.com")),
+            (
+                "plain",
+                " Ann.Smit@Example.COM ",
+                Some("ann.smit@example.com"),
+            ),
             ("no at", "ann.example.com", None),
             ("two ats", "a@b@example.com", None),
             ("no dot in domain", "ann@example", None),

@@ -9,4 +9,5 @@
 
 pub mod domain;
 pub mod mapping;
+pub mod metrics;
 pub mod source;

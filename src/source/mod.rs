@@ -101,7 +101,10 @@ pub enum SourceError {
     #[error("the export has no header row; is the file empty?")]
     NoHeader,
     #[error("the export lacks required column(s) {}: check the column names in [mapping] against the file's header ({})", .missing.join(", "), .found.join(", "))]
-    MissingColumns { missing: Vec<String>, found: Vec<String> },
+    MissingColumns {
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
     #[error("the export cannot be decoded as {encoding}: {detail}")]
     Encoding { encoding: String, detail: String },
     #[error("the HR API failed on page {page}: {detail}")]
@@ -114,7 +117,10 @@ pub enum SourceError {
 pub trait Source: Send + Sync {
     /// Reads every record. `required` lists the columns the mapping needs; a source whose schema
     /// is known up front (a CSV header) fails fast when one is missing.
-    fn read(&self, required: &[String]) -> impl Future<Output = Result<SourceData, SourceError>> + Send;
+    fn read(
+        &self,
+        required: &[String],
+    ) -> impl Future<Output = Result<SourceData, SourceError>> + Send;
 
     /// A short description for logs and the journal, e.g. `csv:/data/export.csv`. No secrets.
     fn describe(&self) -> String;
