@@ -7,6 +7,7 @@
 //! (every run and operation, for auditors). `engine` runs one pass of that pipeline; `scheduler`
 //! and `server` decide when; `settings` and `telemetry` hold it together.
 
+pub mod clock;
 pub mod domain;
 pub mod mapping;
 pub mod metrics;
