@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod domain;
+pub mod engine;
 pub mod mapping;
 pub mod metrics;
 pub mod source;
