@@ -12,4 +12,6 @@ pub mod domain;
 pub mod engine;
 pub mod mapping;
 pub mod metrics;
+pub mod plan;
+pub mod snapshot;
 pub mod source;

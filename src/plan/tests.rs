@@ -1,0 +1,557 @@
+//! Table-driven planning cases: each names a situation an HR administrator would recognise.
+
+use super::*;
+use crate::domain::*;
+
+fn r(raw: &str) -> EmployeeRef {
+    EmployeeRef::parse(raw).unwrap()
+}
+
+fn g(raw: &str) -> GroupRef {
+    GroupRef::parse(raw).unwrap()
+}
+
+fn date(raw: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").unwrap()
+}
+
+const TODAY: &str = "2026-11-23";
+
+/// An employee as the source says, with sensible defaults.
+fn desired(employee: &str) -> DesiredUser {
+    DesiredUser {
+        employee_ref: r(employee),
+        name: format!("Person {employee}"),
+        email: Email::parse(&format!("p{employee}@example.com")).unwrap(),
+        roles: BTreeSet::from([Role::Participant]),
+        language: Some(Language::Nl),
+        categories: BTreeMap::from([(
+            CategoryRef::parse("department").unwrap(),
+            CategoryValue::String("Sales".into()),
+        )]),
+        groups: BTreeSet::from([g("all-employees"), g("dept-sales")]),
+        start_date: None,
+        end_date: None,
+    }
+}
+
+/// The snapshot row that `desired(employee)` leaves behind once acknowledged.
+fn acked(employee: &str) -> SnapshotUser {
+    let d = desired(employee);
+    SnapshotUser {
+        employee_ref: d.employee_ref,
+        pluvo_id: Some(format!("id-{employee}")),
+        email: d.email,
+        name: d.name,
+        roles: d.roles,
+        language: d.language,
+        archived: false,
+        categories: d.categories,
+        groups: d.groups,
+    }
+}
+
+fn managed(group: &GroupRef) -> bool {
+    group.as_str() == "all-employees" || group.as_str().starts_with("dept-")
+}
+
+/// (ref, user action or "-", categories changed, groups added, groups removed)
+type Expected = (
+    &'static str,
+    &'static str,
+    usize,
+    Vec<&'static str>,
+    Vec<&'static str>,
+);
+
+struct Case {
+    name: &'static str,
+    snapshot: Vec<SnapshotUser>,
+    desired: Vec<DesiredUser>,
+    held: Vec<&'static str>,
+    policy: Policy,
+    expect: Vec<Expected>,
+}
+
+fn run(case: &Case) -> Plan {
+    let snapshot: Snapshot = case
+        .snapshot
+        .iter()
+        .map(|u| (u.employee_ref.clone(), u.clone()))
+        .collect();
+    let mapped = Mapped {
+        people: case
+            .desired
+            .iter()
+            .map(|d| (d.employee_ref.clone(), d.clone()))
+            .collect(),
+        held: case.held.iter().map(|h| r(h)).collect(),
+        rejected: Vec::new(),
+    };
+    plan(&snapshot, &mapped, &managed, &case.policy, date(TODAY))
+}
+
+fn with<T>(mut value: T, change: impl FnOnce(&mut T)) -> T {
+    change(&mut value);
+    value
+}
+
+#[test]
+fn planning_cases() {
+    let cases = vec![
+        Case {
+            name: "unchanged people produce nothing",
+            snapshot: vec![acked("001"), acked("002")],
+            desired: vec![desired("001"), desired("002")],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![],
+        },
+        Case {
+            name: "a new hire is created with fields, categories and groups",
+            snapshot: vec![],
+            desired: vec![desired("001")],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![(
+                "001",
+                "create",
+                1,
+                vec!["all-employees", "dept-sales"],
+                vec![],
+            )],
+        },
+        Case {
+            name: "changed fields only",
+            snapshot: vec![acked("001")],
+            desired: vec![with(desired("001"), |d| d.name = "Renamed".into())],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![("001", "update", 0, vec![], vec![])],
+        },
+        Case {
+            name: "a department move swaps one managed group and the custom field",
+            snapshot: vec![acked("001")],
+            desired: vec![with(desired("001"), |d| {
+                d.groups = BTreeSet::from([g("all-employees"), g("dept-finance")]);
+                d.categories.insert(
+                    CategoryRef::parse("department").unwrap(),
+                    CategoryValue::String("Finance".into()),
+                );
+            })],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![("001", "-", 1, vec!["dept-finance"], vec!["dept-sales"])],
+        },
+        Case {
+            name: "an unmanaged group is never removed",
+            snapshot: vec![with(acked("001"), |s| {
+                s.groups.insert(g("mentors"));
+            })],
+            desired: vec![desired("001")],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![],
+        },
+        Case {
+            name: "an empty cell leaves the custom field alone",
+            snapshot: vec![acked("001")],
+            desired: vec![with(desired("001"), |d| d.categories.clear())],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![],
+        },
+        Case {
+            name: "a leaver absent from the export is archived",
+            snapshot: vec![acked("001"), acked("002")],
+            desired: vec![desired("001")],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![("002", "archive", 0, vec![], vec![])],
+        },
+        Case {
+            name: "absent leavers are kept when the policy says so",
+            snapshot: vec![acked("001"), acked("002")],
+            desired: vec![desired("001")],
+            held: vec![],
+            policy: Policy {
+                leavers: Leavers::Keep,
+                ..Policy::default()
+            },
+            expect: vec![],
+        },
+        Case {
+            name: "an archived leaver stays archived without a call",
+            snapshot: vec![acked("001"), with(acked("002"), |s| s.archived = true)],
+            desired: vec![desired("001")],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![],
+        },
+        Case {
+            name: "an end date that passed yesterday archives today",
+            snapshot: vec![acked("001")],
+            desired: vec![with(desired("001"), |d| {
+                d.end_date = Some(date("2026-11-22"))
+            })],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![("001", "archive", 0, vec![], vec![])],
+        },
+        Case {
+            name: "on the end date itself the account stays by default",
+            snapshot: vec![acked("001")],
+            desired: vec![with(desired("001"), |d| d.end_date = Some(date(TODAY)))],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![],
+        },
+        Case {
+            name: "archive on the end date itself when configured",
+            snapshot: vec![acked("001")],
+            desired: vec![with(desired("001"), |d| d.end_date = Some(date(TODAY)))],
+            held: vec![],
+            policy: Policy {
+                archive_after_end_days: 0,
+                ..Policy::default()
+            },
+            expect: vec![("001", "archive", 0, vec![], vec![])],
+        },
+        Case {
+            name: "grace days postpone the archive",
+            snapshot: vec![acked("001")],
+            desired: vec![with(desired("001"), |d| {
+                d.end_date = Some(date("2026-11-20"))
+            })],
+            held: vec![],
+            policy: Policy {
+                archive_after_end_days: 5,
+                ..Policy::default()
+            },
+            expect: vec![],
+        },
+        Case {
+            name: "a leaver by date who was never created is not created",
+            snapshot: vec![],
+            desired: vec![with(desired("001"), |d| {
+                d.end_date = Some(date("2026-01-01"))
+            })],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![],
+        },
+        Case {
+            name: "a rehire is unarchived on the same account",
+            snapshot: vec![with(acked("001"), |s| s.archived = true)],
+            desired: vec![desired("001")],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![("001", "unarchive", 0, vec![], vec![])],
+        },
+        Case {
+            name: "a held person is neither changed nor archived",
+            snapshot: vec![acked("001"), acked("002")],
+            desired: vec![with(desired("001"), |d| d.name = "Changed".into())],
+            held: vec!["001", "002"],
+            policy: Policy::default(),
+            expect: vec![],
+        },
+        Case {
+            name: "pre-boarding: too early to create",
+            snapshot: vec![],
+            desired: vec![with(desired("001"), |d| {
+                d.start_date = Some(date("2026-12-15"))
+            })],
+            held: vec![],
+            policy: Policy {
+                preboarding_days: Some(14),
+                ..Policy::default()
+            },
+            expect: vec![],
+        },
+        Case {
+            name: "pre-boarding: created exactly preboarding_days before the start",
+            snapshot: vec![],
+            desired: vec![with(desired("001"), |d| {
+                d.start_date = Some(date("2026-12-07"))
+            })],
+            held: vec![],
+            policy: Policy {
+                preboarding_days: Some(14),
+                ..Policy::default()
+            },
+            expect: vec![(
+                "001",
+                "create",
+                1,
+                vec!["all-employees", "dept-sales"],
+                vec![],
+            )],
+        },
+        Case {
+            name: "without pre-boarding a future starter is created at once",
+            snapshot: vec![],
+            desired: vec![with(desired("001"), |d| {
+                d.start_date = Some(date("2027-06-01"))
+            })],
+            held: vec![],
+            policy: Policy::default(),
+            expect: vec![(
+                "001",
+                "create",
+                1,
+                vec!["all-employees", "dept-sales"],
+                vec![],
+            )],
+        },
+    ];
+
+    for case in &cases {
+        let plan = run(case);
+        let got: Vec<_> = plan
+            .people
+            .iter()
+            .map(|p| {
+                (
+                    p.employee_ref.as_str().to_owned(),
+                    p.user.as_ref().map_or("-", UserChange::kind).to_owned(),
+                    p.categories.len(),
+                    p.groups_added
+                        .iter()
+                        .map(|g| g.as_str().to_owned())
+                        .collect::<Vec<_>>(),
+                    p.groups_removed
+                        .iter()
+                        .map(|g| g.as_str().to_owned())
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let want: Vec<_> = case
+            .expect
+            .iter()
+            .map(|(r, kind, cats, add, remove)| {
+                (
+                    (*r).to_owned(),
+                    (*kind).to_owned(),
+                    *cats,
+                    add.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+                    remove.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "case: {}", case.name);
+    }
+}
+
+#[test]
+fn an_email_change_is_an_update_of_the_same_person() {
+    let plan = run(&Case {
+        name: "email change",
+        snapshot: vec![acked("001")],
+        desired: vec![with(desired("001"), |d| {
+            d.email = Email::parse("new.address@example.com").unwrap()
+        })],
+        held: vec![],
+        policy: Policy::default(),
+        expect: vec![],
+    });
+    assert_eq!(
+        plan.people[0].user,
+        Some(UserChange::Update {
+            changes: vec![FieldChange::Email {
+                before: Email::parse("p001@example.com").unwrap(),
+                after: Email::parse("new.address@example.com").unwrap(),
+            }]
+        })
+    );
+}
+
+#[test]
+fn memberships_are_batched_per_group() {
+    let plan = run(&Case {
+        name: "three hires",
+        snapshot: vec![],
+        desired: vec![desired("001"), desired("002"), desired("003")],
+        held: vec![],
+        policy: Policy::default(),
+        expect: vec![],
+    });
+    assert_eq!(plan.groups.len(), 2);
+    assert_eq!(plan.groups[&g("dept-sales")].add.len(), 3);
+    assert_eq!(plan.summary.operations, 3 * (1 + 1 + 2));
+}
+
+fn mass_leave(keep: usize, total: usize, policy: Policy) -> Plan {
+    let ids: Vec<String> = (0..total).map(|i| format!("{i:05}")).collect();
+    let snapshot: Snapshot = ids.iter().map(|id| (r(id), acked(id))).collect();
+    let mapped = Mapped {
+        people: ids
+            .iter()
+            .take(keep)
+            .map(|id| (r(id), desired(id)))
+            .collect(),
+        ..Mapped::default()
+    };
+    plan(&snapshot, &mapped, &managed, &policy, date(TODAY))
+}
+
+#[test]
+fn archive_guard_cases() {
+    // (name, active users, users kept, policy, archives expected, withheld expected)
+    let cases = [
+        ("within max_people", 100, 90, Policy::default(), 10, false),
+        ("one over max_people", 100, 89, Policy::default(), 0, true),
+        (
+            "percentage larger than max_people",
+            1000,
+            950,
+            Policy {
+                guard: ArchiveGuard {
+                    max_people: 10,
+                    max_percent: 5.0,
+                },
+                ..Policy::default()
+            },
+            50,
+            false,
+        ),
+        (
+            "one over the percentage",
+            1000,
+            949,
+            Policy::default(),
+            0,
+            true,
+        ),
+        ("truncated export", 1000, 400, Policy::default(), 0, true),
+        ("empty export", 1000, 0, Policy::default(), 0, true),
+        (
+            "allowed by the operator",
+            1000,
+            0,
+            Policy {
+                allow_mass_archive: true,
+                ..Policy::default()
+            },
+            1000,
+            false,
+        ),
+    ];
+    for (name, total, keep, policy, archives, withheld) in cases {
+        let plan = mass_leave(keep, total, policy);
+        let got = plan
+            .people
+            .iter()
+            .filter(|p| matches!(p.user, Some(UserChange::Archive { .. })))
+            .count();
+        assert_eq!(got, archives, "case: {name}");
+        assert_eq!(plan.withheld_archives.is_some(), withheld, "case: {name}");
+    }
+}
+
+#[test]
+fn an_empty_export_says_so() {
+    let plan = mass_leave(0, 3, Policy::default());
+    let withheld = plan.withheld_archives.unwrap();
+    assert_eq!(withheld.would_archive, 3);
+    assert!(
+        withheld.reason.contains("no employees"),
+        "{}",
+        withheld.reason
+    );
+}
+
+#[test]
+fn guarded_plans_still_create_and_update() {
+    let ids: Vec<String> = (0..100).map(|i| format!("{i:03}")).collect();
+    let snapshot: Snapshot = ids.iter().map(|id| (r(id), acked(id))).collect();
+    let mut people: BTreeMap<_, _> = ids.iter().take(50).map(|id| (r(id), desired(id))).collect();
+    people.insert(r("999"), desired("999"));
+    people.insert(
+        r("000"),
+        with(desired("000"), |d| d.name = "New name".into()),
+    );
+    let mapped = Mapped {
+        people,
+        ..Mapped::default()
+    };
+    let plan = plan(
+        &snapshot,
+        &mapped,
+        &managed,
+        &Policy::default(),
+        date(TODAY),
+    );
+    assert!(plan.withheld_archives.is_some());
+    let kinds: Vec<_> = plan
+        .people
+        .iter()
+        .filter_map(|p| p.user.as_ref().map(UserChange::kind))
+        .collect();
+    assert_eq!(kinds, vec!["update", "create"]);
+}
+
+#[test]
+fn upcoming_lifecycle_events_within_seven_days() {
+    let plan = run(&Case {
+        name: "lifecycle",
+        snapshot: vec![acked("001"), acked("003")],
+        desired: vec![
+            with(desired("001"), |d| d.end_date = Some(date("2026-11-25"))),
+            with(desired("002"), |d| d.start_date = Some(date("2026-12-10"))),
+            with(desired("003"), |d| d.end_date = Some(date("2026-12-31"))),
+            with(desired("004"), |d| d.start_date = Some(date("2027-03-01"))),
+        ],
+        held: vec![],
+        policy: Policy {
+            preboarding_days: Some(14),
+            ..Policy::default()
+        },
+        expect: vec![],
+    });
+    assert_eq!(
+        plan.upcoming,
+        vec![
+            UpcomingEvent {
+                date: date("2026-11-26"),
+                employee_ref: r("002"),
+                event: Lifecycle::Create {
+                    start_date: date("2026-12-10")
+                },
+            },
+            UpcomingEvent {
+                date: date("2026-11-26"),
+                employee_ref: r("001"),
+                event: Lifecycle::Archive {
+                    end_date: date("2026-11-25")
+                },
+            },
+        ]
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+    );
+    assert_eq!(plan.summary.not_yet_started, 2);
+}
+
+#[test]
+fn plan_serialises_for_json_output() {
+    let plan = run(&Case {
+        name: "json",
+        snapshot: vec![acked("001")],
+        desired: vec![with(desired("001"), |d| {
+            d.roles.insert(Role::Manager);
+        })],
+        held: vec![],
+        policy: Policy::default(),
+        expect: vec![],
+    });
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json["people"][0]["user"]["action"], "update");
+    assert_eq!(json["people"][0]["user"]["changes"][0]["field"], "roles");
+    assert_eq!(
+        json["people"][0]["user"]["changes"][0]["after"],
+        serde_json::json!(["PARTICIPANT", "MANAGER"])
+    );
+}

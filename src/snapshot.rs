@@ -1,0 +1,169 @@
+//! What Pluvo last acknowledged, per person: the "before" side of every diff.
+//!
+//! The snapshot is *not* a copy of Pluvo. It records what this sync sent and Pluvo confirmed, so
+//! that a field an administrator edits by hand in Pluvo is left alone until the HR system changes
+//! it. It advances only for acknowledged operations, in the same transaction as the journal row
+//! (see `journal`), so a crash can at worst repeat an idempotent call.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{Row, SqlitePool};
+
+use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
+use crate::mapping::CategoryValue;
+
+/// One person as Pluvo acknowledged them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotUser {
+    pub employee_ref: EmployeeRef,
+    pub pluvo_id: Option<String>,
+    pub email: Email,
+    pub name: String,
+    pub roles: BTreeSet<Role>,
+    pub language: Option<Language>,
+    pub archived: bool,
+    pub categories: BTreeMap<CategoryRef, CategoryValue>,
+    /// Managed groups this person was added to (and not since removed from).
+    pub groups: BTreeSet<GroupRef>,
+}
+
+impl SnapshotUser {
+    /// A digest of every synced field, stored beside the row so that drift between the row and
+    /// its hash (a hand edit of the database) is detectable.
+    pub fn content_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        // serde_json of these types is deterministic: BTree collections, fixed field order.
+        match serde_json::to_vec(&(
+            &self.email,
+            &self.name,
+            &self.roles,
+            &self.language,
+            self.archived,
+            &self.categories,
+            &self.groups,
+        )) {
+            Ok(bytes) => hasher.update(&bytes),
+            Err(_) => hasher.update(self.employee_ref.as_str().as_bytes()),
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// Everyone the sync has ever acknowledged, by employee number.
+pub type Snapshot = BTreeMap<EmployeeRef, SnapshotUser>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read the snapshot: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(
+        "the snapshot row for employee {employee_ref} is corrupt ({detail}); restore the database from a backup or delete that row so it is re-synced"
+    )]
+    Corrupt {
+        employee_ref: String,
+        detail: String,
+    },
+}
+
+/// Loads the whole snapshot. One query; rows are decoded without per-row allocation beyond the
+/// values themselves, so 100k people load in well under a second.
+pub async fn load(pool: &SqlitePool) -> Result<Snapshot, SnapshotError> {
+    let rows = sqlx::query(
+        "SELECT employee_ref, pluvo_id, email, name, roles, language, archived, categories, groups \
+         FROM snapshot_users",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut snapshot = Snapshot::new();
+    for row in rows {
+        let user = decode(&row)?;
+        snapshot.insert(user.employee_ref.clone(), user);
+    }
+    Ok(snapshot)
+}
+
+fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<SnapshotUser, SnapshotError> {
+    let raw_ref: String = row.try_get("employee_ref")?;
+    let corrupt = |detail: String| SnapshotError::Corrupt {
+        employee_ref: raw_ref.clone(),
+        detail,
+    };
+    let employee_ref = EmployeeRef::parse(&raw_ref).map_err(|e| corrupt(e.to_string()))?;
+    let email =
+        Email::parse(&row.try_get::<String, _>("email")?).map_err(|e| corrupt(e.to_string()))?;
+    let language = match row.try_get::<Option<String>, _>("language")? {
+        Some(code) => Some(Language::parse(&code).map_err(|e| corrupt(e.to_string()))?),
+        None => None,
+    };
+    let json =
+        |column: &str| -> Result<String, SnapshotError> { Ok(row.try_get::<String, _>(column)?) };
+    let roles =
+        serde_json::from_str(&json("roles")?).map_err(|e| corrupt(format!("roles: {e}")))?;
+    let categories = serde_json::from_str(&json("categories")?)
+        .map_err(|e| corrupt(format!("categories: {e}")))?;
+    let groups =
+        serde_json::from_str(&json("groups")?).map_err(|e| corrupt(format!("groups: {e}")))?;
+    Ok(SnapshotUser {
+        employee_ref,
+        pluvo_id: row.try_get("pluvo_id")?,
+        email,
+        name: row.try_get("name")?,
+        roles,
+        language,
+        archived: row.try_get::<i64, _>("archived")? != 0,
+        categories,
+        groups,
+    })
+}
+
+/// Writes one person's acknowledged state, inside the caller's transaction.
+pub async fn store(
+    tx: &mut sqlx::SqliteConnection,
+    user: &SnapshotUser,
+    run_id: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let json = |value: &dyn erased::Json| value.to_json();
+    sqlx::query(
+        "INSERT INTO snapshot_users (employee_ref, pluvo_id, email, name, roles, language, archived, \
+             categories, groups, content_hash, first_seen_run, last_seen_run, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12) \
+         ON CONFLICT (employee_ref) DO UPDATE SET pluvo_id = COALESCE(excluded.pluvo_id, pluvo_id), \
+             email = excluded.email, name = excluded.name, roles = excluded.roles, \
+             language = excluded.language, archived = excluded.archived, \
+             categories = excluded.categories, groups = excluded.groups, \
+             content_hash = excluded.content_hash, last_seen_run = excluded.last_seen_run, \
+             updated_at = excluded.updated_at",
+    )
+    .bind(user.employee_ref.as_str())
+    .bind(user.pluvo_id.as_deref())
+    .bind(user.email.as_str())
+    .bind(&user.name)
+    .bind(json(&user.roles))
+    .bind(user.language.map(Language::as_str))
+    .bind(user.archived)
+    .bind(json(&user.categories))
+    .bind(json(&user.groups))
+    .bind(user.content_hash())
+    .bind(run_id)
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Serialising the snapshot's own collections cannot fail (string keys, plain values); this keeps
+/// that fact in one place instead of an `expect` per column.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
+        }
+    }
+}
