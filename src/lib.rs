@@ -8,8 +8,10 @@
 //! and `server` decide when; `settings` and `telemetry` hold it together.
 
 pub mod clock;
+pub mod db;
 pub mod domain;
 pub mod engine;
+pub mod journal;
 pub mod mapping;
 pub mod metrics;
 pub mod plan;

@@ -1,0 +1,465 @@
+//! The audit trail: one row per run, one row per operation, in the same database as the snapshot.
+//!
+//! The journal is written as the run goes, not at the end, so a run killed halfway still shows
+//! what it did. An acknowledged operation and the snapshot row it advances are committed together
+//! ([`Journal::record`]); secrets and tokens are never written here. Queries for the
+//! `journal` subcommands live here too, so the CLI only formats.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{Row, SqlitePool};
+
+use crate::clock::{SharedClock, timestamp};
+use crate::engine::{RunStatus, Trigger};
+use crate::snapshot::{self, SnapshotUser};
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpStatus {
+    /// Pluvo acknowledged it.
+    Ok,
+    /// Pluvo refused it, or it could not be delivered after its retries.
+    Failed,
+    /// Not attempted: an earlier step for the same person failed, or the run was aborted.
+    Skipped,
+    /// A source record that could not be used.
+    Rejected,
+}
+
+impl OpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Ok => "ok",
+            OpStatus::Failed => "failed",
+            OpStatus::Skipped => "skipped",
+            OpStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// One operation, ready to be journaled.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationRecord {
+    pub employee_ref: Option<String>,
+    pub kind: &'static str,
+    pub target: Option<String>,
+    /// `[{field, before, after}]`.
+    pub changes: serde_json::Value,
+    pub status: OpStatus,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// What a run did, written when it ends.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunTotals {
+    pub rows_read: u64,
+    pub rows_rejected: u64,
+    pub ops_planned: u64,
+    pub ops_ok: u64,
+    pub ops_failed: u64,
+    pub ops_skipped: u64,
+    pub plan_summary: Option<serde_json::Value>,
+    pub error_summary: Option<String>,
+}
+
+/// A run as the journal holds it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub trigger: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub source: Option<String>,
+    pub source_fingerprint: Option<String>,
+    pub rows_read: i64,
+    pub rows_rejected: i64,
+    pub ops_planned: i64,
+    pub ops_ok: i64,
+    pub ops_failed: i64,
+    pub ops_skipped: i64,
+    pub plan_summary: Option<serde_json::Value>,
+    pub error_summary: Option<String>,
+}
+
+/// An operation as the journal holds it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OperationRow {
+    pub id: i64,
+    pub run_id: String,
+    pub employee_ref: Option<String>,
+    pub kind: String,
+    pub target: Option<String>,
+    pub changes: serde_json::Value,
+    pub status: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pool: SqlitePool,
+    clock: SharedClock,
+}
+
+/// Column lists as macros, so that every query stays a `&'static str` (sqlx refuses built strings).
+macro_rules! run_columns {
+    () => {
+        "id, trigger, started_at, finished_at, status, source, source_fingerprint, rows_read, \
+         rows_rejected, ops_planned, ops_ok, ops_failed, ops_skipped, plan_summary, error_summary"
+    };
+}
+macro_rules! op_columns {
+    () => {
+        "id, run_id, employee_ref, kind, target, changes, status, attempts, error, duration_ms, at"
+    };
+}
+
+impl Journal {
+    pub fn new(pool: SqlitePool, clock: SharedClock) -> Self {
+        Self { pool, clock }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub async fn start_run(
+        &self,
+        run_id: &str,
+        trigger: Trigger,
+        source: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO runs (id, trigger, started_at, status, source) VALUES (?, ?, ?, 'running', ?)")
+            .bind(run_id)
+            .bind(trigger.as_str())
+            .bind(timestamp(self.clock.now()))
+            .bind(source)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records what was read, once the source has been read.
+    pub async fn source_read(&self, run_id: &str, fingerprint: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE runs SET source_fingerprint = ? WHERE id = ?")
+            .bind(fingerprint)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        totals: &RunTotals,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE runs SET finished_at = ?, status = ?, rows_read = ?, rows_rejected = ?, ops_planned = ?, \
+             ops_ok = ?, ops_failed = ?, ops_skipped = ?, plan_summary = ?, error_summary = ? WHERE id = ?",
+        )
+        .bind(timestamp(self.clock.now()))
+        .bind(status.as_str())
+        .bind(totals.rows_read as i64)
+        .bind(totals.rows_rejected as i64)
+        .bind(totals.ops_planned as i64)
+        .bind(totals.ops_ok as i64)
+        .bind(totals.ops_failed as i64)
+        .bind(totals.ops_skipped as i64)
+        .bind(totals.plan_summary.as_ref().map(serde_json::Value::to_string))
+        .bind(totals.error_summary.as_deref())
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Journals `operations` and advances the snapshot for `acknowledged` people, atomically.
+    pub async fn record(
+        &self,
+        run_id: &str,
+        operations: &[OperationRecord],
+        acknowledged: &[&SnapshotUser],
+    ) -> Result<(), sqlx::Error> {
+        let now = timestamp(self.clock.now());
+        let mut tx = self.pool.begin().await?;
+        for op in operations {
+            sqlx::query(
+                "INSERT INTO operations (run_id, employee_ref, kind, target, changes, status, attempts, error, \
+                 duration_ms, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run_id)
+            .bind(op.employee_ref.as_deref())
+            .bind(op.kind)
+            .bind(op.target.as_deref())
+            .bind(op.changes.to_string())
+            .bind(op.status.as_str())
+            .bind(i64::from(op.attempts))
+            .bind(op.error.as_deref())
+            .bind(i64::try_from(op.duration_ms).unwrap_or(i64::MAX))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for user in acknowledged {
+            snapshot::store(&mut tx, user, run_id, &now).await?;
+        }
+        tx.commit().await
+    }
+
+    /// The newest runs first.
+    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRow>, sqlx::Error> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_row).collect()
+    }
+
+    /// One run by id, or by a unique prefix of its id (as `git` does for commits).
+    pub async fn run(&self, id_or_prefix: &str) -> Result<Option<RunRow>, sqlx::Error> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = ?1 OR id LIKE ?2 ESCAPE '\\' ORDER BY id = ?1 DESC LIMIT 2"
+        ))
+        .bind(id_or_prefix)
+        .bind(format!(
+            "{}%",
+            id_or_prefix.replace('%', "\\%").replace('_', "\\_")
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        match rows.as_slice() {
+            [only] => Ok(Some(run_row(only)?)),
+            [first, _] if first.try_get::<String, _>("id")? == id_or_prefix => {
+                Ok(Some(run_row(first)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn latest_run(&self) -> Result<Option<RunRow>, sqlx::Error> {
+        Ok(self.runs(1).await?.into_iter().next())
+    }
+
+    pub async fn operations_of_run(&self, run_id: &str) -> Result<Vec<OperationRow>, sqlx::Error> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            op_columns!(),
+            " FROM operations WHERE run_id = ? ORDER BY id"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(op_row).collect()
+    }
+
+    pub async fn operations_of_person(
+        &self,
+        employee_ref: &str,
+    ) -> Result<Vec<OperationRow>, sqlx::Error> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            op_columns!(),
+            " FROM operations WHERE employee_ref = ? ORDER BY id"
+        ))
+        .bind(employee_ref)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(op_row).collect()
+    }
+
+    /// Marks runs left `running` by a process that died as `aborted`, so they do not look alive
+    /// forever. Called by whoever holds the lease, so no live run is touched.
+    pub async fn close_orphaned_runs(&self) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'aborted', finished_at = ?, \
+             error_summary = COALESCE(error_summary, 'the process running it stopped before it finished') \
+             WHERE status = 'running'",
+        )
+        .bind(timestamp(self.clock.now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn json_column(
+    row: &sqlx::sqlite::SqliteRow,
+    column: &str,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    let raw: Option<String> = row.try_get(column)?;
+    Ok(raw.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))))
+}
+
+fn run_row(row: &sqlx::sqlite::SqliteRow) -> Result<RunRow, sqlx::Error> {
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        trigger: row.try_get("trigger")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        status: row.try_get("status")?,
+        source: row.try_get("source")?,
+        source_fingerprint: row.try_get("source_fingerprint")?,
+        rows_read: row.try_get("rows_read")?,
+        rows_rejected: row.try_get("rows_rejected")?,
+        ops_planned: row.try_get("ops_planned")?,
+        ops_ok: row.try_get("ops_ok")?,
+        ops_failed: row.try_get("ops_failed")?,
+        ops_skipped: row.try_get("ops_skipped")?,
+        plan_summary: json_column(row, "plan_summary")?,
+        error_summary: row.try_get("error_summary")?,
+    })
+}
+
+fn op_row(row: &sqlx::sqlite::SqliteRow) -> Result<OperationRow, sqlx::Error> {
+    Ok(OperationRow {
+        id: row.try_get("id")?,
+        run_id: row.try_get("run_id")?,
+        employee_ref: row.try_get("employee_ref")?,
+        kind: row.try_get("kind")?,
+        target: row.try_get("target")?,
+        changes: json_column(row, "changes")?.unwrap_or(serde_json::Value::Null),
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        error: row.try_get("error")?,
+        duration_ms: row.try_get("duration_ms")?,
+        at: row.try_get("at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::{Email, EmployeeRef};
+
+    async fn journal() -> (Journal, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::open(&dir.path().join("j.db")).await.unwrap();
+        let clock = ManualClock::new("2026-11-23T01:00:00Z".parse().unwrap());
+        (Journal::new(pool, Arc::new(clock)), dir)
+    }
+
+    fn user(employee: &str) -> SnapshotUser {
+        SnapshotUser {
+            employee_ref: EmployeeRef::parse(employee).unwrap(),
+            pluvo_id: Some("3f1c0a52-0000-4000-8000-000000000001".into()),
+            email: Email::parse("a@example.com").unwrap(),
+            name: "A".into(),
+            roles: BTreeSet::new(),
+            language: None,
+            archived: false,
+            categories: BTreeMap::new(),
+            groups: BTreeSet::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operation_and_its_snapshot_row_commit_together() {
+        let (journal, _dir) = journal().await;
+        journal
+            .start_run("run-1", Trigger::Cli, "csv:x")
+            .await
+            .unwrap();
+        let op = OperationRecord {
+            employee_ref: Some("007".into()),
+            kind: "create",
+            target: None,
+            changes: serde_json::json!([{"field": "name", "before": null, "after": "A"}]),
+            status: OpStatus::Ok,
+            attempts: 1,
+            error: None,
+            duration_ms: 12,
+        };
+        journal
+            .record("run-1", &[op], &[&user("007")])
+            .await
+            .unwrap();
+        journal
+            .finish_run(
+                "run-1",
+                RunStatus::Ok,
+                &RunTotals {
+                    ops_ok: 1,
+                    ..RunTotals::default()
+                },
+            )
+            .await
+            .unwrap();
+
+        let snapshot = crate::snapshot::load(journal.pool()).await.unwrap();
+        assert_eq!(snapshot.len(), 1);
+        let ops = journal.operations_of_person("007").await.unwrap();
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].changes[0]["after"], "A");
+        let run = journal.run("run").await.unwrap().unwrap();
+        assert_eq!((run.status.as_str(), run.ops_ok), ("ok", 1));
+        let failures: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM failures")
+            .fetch_one(journal.pool())
+            .await
+            .unwrap();
+        assert_eq!(failures, 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_transaction_leaves_neither_journal_nor_snapshot() {
+        let (journal, _dir) = journal().await;
+        // No run row: the foreign key refuses the operation, so the snapshot must not move.
+        let op = OperationRecord {
+            employee_ref: Some("007".into()),
+            kind: "create",
+            target: None,
+            changes: serde_json::json!([]),
+            status: OpStatus::Ok,
+            attempts: 1,
+            error: None,
+            duration_ms: 1,
+        };
+        assert!(
+            journal
+                .record("missing-run", &[op], &[&user("007")])
+                .await
+                .is_err()
+        );
+        assert!(
+            crate::snapshot::load(journal.pool())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn orphaned_runs_are_closed_as_aborted() {
+        let (journal, _dir) = journal().await;
+        journal
+            .start_run("run-1", Trigger::Schedule, "csv:x")
+            .await
+            .unwrap();
+        assert_eq!(journal.close_orphaned_runs().await.unwrap(), 1);
+        assert_eq!(
+            journal.latest_run().await.unwrap().unwrap().status,
+            "aborted"
+        );
+    }
+}
