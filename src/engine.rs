@@ -82,3 +82,348 @@ impl fmt::Display for RunStatus {
         f.write_str(self.as_str())
     }
 }
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::apply::Applier;
+use crate::clock::SharedClock;
+use crate::journal::{Journal, OpStatus, OperationRecord, RunTotals};
+use crate::mapping::Mapped;
+use crate::metrics::{Metrics, names};
+use crate::plan::{Plan, PlanSummary, WithheldArchives};
+use crate::pluvo::{PluvoClient, PluvoError};
+use crate::settings::{ResolvedSource, Settings};
+use crate::snapshot::{Snapshot, SnapshotError};
+use crate::source::csv::CsvSource;
+use crate::source::rest::RestSource;
+use crate::source::{Source, SourceError};
+
+/// Why a run could not even start, or could not plan.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Pluvo(#[from] PluvoError),
+}
+
+/// Choices made per run rather than per deployment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Lift the archive guard for this run (`--allow-mass-archive`).
+    pub allow_mass_archive: bool,
+    /// Show a progress bar (interactive `sync` on a terminal).
+    pub progress: bool,
+}
+
+/// Read, mapped and planned, but nothing sent: what `plan` prints and `sync` applies.
+#[derive(Debug)]
+pub struct Prepared {
+    pub source: String,
+    pub fingerprint: String,
+    pub rows_read: usize,
+    pub mapped: Mapped,
+    pub snapshot: Snapshot,
+    pub plan: Plan,
+}
+
+/// How a run ended, for the CLI's exit code, the HTTP trigger and the logs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub summary: Option<PlanSummary>,
+    pub rows_rejected: usize,
+    pub ops_ok: u64,
+    pub ops_failed: u64,
+    pub ops_skipped: u64,
+    pub withheld_archives: Option<WithheldArchives>,
+    pub errors: Vec<String>,
+    pub duration_ms: u64,
+}
+
+/// The pipeline with everything it needs, built once per process.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    settings: Arc<Settings>,
+    journal: Journal,
+    client: PluvoClient,
+    metrics: Arc<Metrics>,
+    clock: SharedClock,
+}
+
+impl Engine {
+    pub fn new(settings: Arc<Settings>, journal: Journal, client: PluvoClient, metrics: Arc<Metrics>, clock: SharedClock) -> Self {
+        Self {
+            settings,
+            journal,
+            client,
+            metrics,
+            clock,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn client(&self) -> &PluvoClient {
+        &self.client
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Reads the source, maps it, loads the snapshot and plans. Sends nothing.
+    pub async fn prepare(&self, options: RunOptions) -> Result<Prepared, EngineError> {
+        let required = self.settings.mapping.required_columns();
+        let (description, data) = match &self.settings.source {
+            ResolvedSource::Csv(csv) => {
+                let source = CsvSource::new(csv.clone());
+                (source.describe(), source.read(&required).await?)
+            }
+            ResolvedSource::Rest(rest) => {
+                let source = RestSource::new(rest.clone())?;
+                (source.describe(), source.read(&required).await?)
+            }
+        };
+        let fingerprint = data.fingerprint.clone();
+        let rows_read = data.records.len() + data.rejected.len();
+        let mapped = self.settings.mapping.map(data);
+        let snapshot = crate::snapshot::load(self.journal.pool()).await?;
+        let today = self.clock.now().with_timezone(&self.settings.time_zone).date_naive();
+        let mut policy = self.settings.policy.clone();
+        policy.allow_mass_archive = options.allow_mass_archive;
+        let plan = crate::plan::plan(&snapshot, &mapped, &self.settings.mapping, &policy, today);
+        Ok(Prepared {
+            source: description,
+            fingerprint,
+            rows_read,
+            mapped,
+            snapshot,
+            plan,
+        })
+    }
+
+    /// One run, journaled from start to end. The caller holds the run lease.
+    pub async fn run_once(
+        &self,
+        run_id: String,
+        trigger: Trigger,
+        options: RunOptions,
+        cancel: CancellationToken,
+    ) -> RunReport {
+        let span = tracing::info_span!("run", %run_id, %trigger);
+        self.run_inner(run_id, trigger, options, cancel).instrument(span).await
+    }
+
+    async fn run_inner(
+        &self,
+        run_id: String,
+        trigger: Trigger,
+        options: RunOptions,
+        cancel: CancellationToken,
+    ) -> RunReport {
+        let started = Instant::now();
+        let mut report = RunReport {
+            run_id: run_id.clone(),
+            status: RunStatus::Failed,
+            summary: None,
+            rows_rejected: 0,
+            ops_ok: 0,
+            ops_failed: 0,
+            ops_skipped: 0,
+            withheld_archives: None,
+            errors: Vec::new(),
+            duration_ms: 0,
+        };
+        let mut totals = RunTotals::default();
+
+        match self.journal.close_orphaned_runs().await {
+            Ok(0) => {}
+            Ok(closed) => tracing::warn!(closed, "marked runs left behind by a stopped process as aborted"),
+            Err(error) => tracing::warn!(%error, "cannot close orphaned runs"),
+        }
+        if let Err(error) = self.journal.start_run(&run_id, trigger, &self.source_description()).await {
+            report.errors.push(format!("cannot write the journal: {error}"));
+            return self.finish(report, totals, started).await;
+        }
+        tracing::info!("run started");
+
+        let prepared = match self.prepare(options).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                tracing::error!(%error, "run failed before anything was sent");
+                report.errors.push(error.to_string());
+                return self.finish(report, totals, started).await;
+            }
+        };
+        let Prepared {
+            fingerprint,
+            rows_read,
+            mapped,
+            mut snapshot,
+            plan,
+            ..
+        } = prepared;
+        if let Err(error) = self.journal.source_read(&run_id, &fingerprint).await {
+            tracing::warn!(%error, "cannot record the source fingerprint");
+        }
+        totals.rows_read = rows_read as u64;
+        totals.rows_rejected = mapped.rejected.len() as u64;
+        totals.ops_planned = plan.summary.operations as u64;
+        totals.plan_summary = serde_json::to_value(plan.summary).ok();
+        report.rows_rejected = mapped.rejected.len();
+        report.summary = Some(plan.summary);
+        report.withheld_archives = plan.withheld_archives.clone();
+        self.journal_rejected(&run_id, &mapped).await;
+        tracing::info!(
+            rows = rows_read,
+            rejected = mapped.rejected.len(),
+            create = plan.summary.create,
+            update = plan.summary.update,
+            archive = plan.summary.archive,
+            unarchive = plan.summary.unarchive,
+            operations = plan.summary.operations,
+            "planned"
+        );
+        if let Some(withheld) = &plan.withheld_archives {
+            tracing::warn!(
+                would_archive = withheld.would_archive,
+                limit = withheld.limit,
+                reason = %withheld.reason,
+                "archives withheld by the archive guard; rerun with --allow-mass-archive if they are intended"
+            );
+            report.errors.push(format!(
+                "{} archive(s) withheld: {}; rerun with --allow-mass-archive if this is intended",
+                withheld.would_archive, withheld.reason
+            ));
+        }
+
+        let progress = if options.progress {
+            ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} operations ({eta} left)")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            )
+        } else {
+            ProgressBar::hidden()
+        };
+        let applier = Applier {
+            client: &self.client,
+            journal: &self.journal,
+            metrics: &self.metrics,
+            run_id: &run_id,
+            cancel,
+            progress,
+        };
+        let outcome = applier.apply(&plan, &mut snapshot).await;
+        report.ops_ok = outcome.ok;
+        report.ops_failed = outcome.failed;
+        report.ops_skipped = outcome.skipped;
+        report.errors.extend(outcome.errors.iter().cloned());
+        totals.ops_ok = outcome.ok;
+        totals.ops_failed = outcome.failed;
+        totals.ops_skipped = outcome.skipped;
+
+        let remaining = totals.ops_planned.saturating_sub(outcome.ok + outcome.failed + outcome.skipped);
+        report.status = if outcome.aborted {
+            report
+                .errors
+                .insert(0, format!("aborted by shutdown; {remaining} operation(s) remained for the next run"));
+            RunStatus::Aborted
+        } else if outcome.failed > 0 && outcome.ok == 0 {
+            RunStatus::Failed
+        } else if outcome.failed > 0 || !mapped.rejected.is_empty() || plan.withheld_archives.is_some() {
+            RunStatus::Partial
+        } else {
+            RunStatus::Ok
+        };
+        self.finish(report, totals, started).await
+    }
+
+    fn source_description(&self) -> String {
+        match &self.settings.source {
+            ResolvedSource::Csv(csv) => CsvSource::new(csv.clone()).describe(),
+            ResolvedSource::Rest(rest) => format!("rest:{}", rest.describe()),
+        }
+    }
+
+    /// Rejected records go into the journal so an auditor sees every skipped row and why.
+    async fn journal_rejected(&self, run_id: &str, mapped: &Mapped) {
+        if mapped.rejected.is_empty() {
+            return;
+        }
+        self.metrics.add(names::REJECTED_RECORDS, vec![], mapped.rejected.len() as f64);
+        let ops: Vec<OperationRecord> = mapped
+            .rejected
+            .iter()
+            .map(|rejected| {
+                tracing::warn!(location = %rejected.location, field = rejected.field.as_deref(), reason = %rejected.reason, "record rejected");
+                OperationRecord {
+                    employee_ref: rejected.employee_ref.clone(),
+                    kind: "rejected_record",
+                    target: rejected.field.clone(),
+                    changes: serde_json::json!([]),
+                    status: OpStatus::Rejected,
+                    attempts: 0,
+                    error: Some(rejected.to_string()),
+                    duration_ms: 0,
+                }
+            })
+            .collect();
+        if let Err(error) = self.journal.record(run_id, &ops, &[]).await {
+            tracing::error!(%error, "cannot journal rejected records");
+        }
+    }
+
+    async fn finish(&self, mut report: RunReport, mut totals: RunTotals, started: Instant) -> RunReport {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        if !report.errors.is_empty() {
+            totals.error_summary = Some(report.errors.join("\n"));
+        }
+        if let Err(error) = self.journal.finish_run(&report.run_id, report.status, &totals).await {
+            tracing::error!(%error, "cannot record the end of the run");
+        }
+        let status = report.status.as_str().to_owned();
+        self.metrics.inc(names::RUNS, vec![("status", status.clone())]);
+        self.metrics
+            .set(names::RUN_DURATION, vec![("status", status)], report.duration_ms as f64 / 1000.0);
+        if matches!(report.status, RunStatus::Ok | RunStatus::Partial) {
+            self.metrics
+                .set(names::LAST_SUCCESS, vec![], self.clock.now().timestamp() as f64);
+        }
+        let summary = report.summary.unwrap_or_default();
+        tracing::info!(
+            status = %report.status,
+            duration_ms = report.duration_ms,
+            created = summary.create,
+            updated = summary.update,
+            archived = summary.archive,
+            unarchived = summary.unarchive,
+            ops_ok = report.ops_ok,
+            ops_failed = report.ops_failed,
+            ops_skipped = report.ops_skipped,
+            rejected = report.rows_rejected,
+            "run finished"
+        );
+        report
+    }
+}

@@ -7,6 +7,7 @@
 //! (every run and operation, for auditors). `engine` runs one pass of that pipeline; `scheduler`
 //! and `server` decide when; `settings` and `telemetry` hold it together.
 
+pub mod apply;
 pub mod clock;
 pub mod db;
 pub mod domain;
@@ -15,5 +16,6 @@ pub mod journal;
 pub mod mapping;
 pub mod metrics;
 pub mod plan;
+pub mod settings;
 pub mod snapshot;
 pub mod source;

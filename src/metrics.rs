@@ -10,6 +10,19 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
+/// Metric names, shared by the code that records them and the tests that read them.
+pub mod names {
+    pub const RUNS: &str = "pluvo_sync_runs_total";
+    pub const OPERATIONS: &str = "pluvo_sync_operations_total";
+    pub const LAST_SUCCESS: &str = "pluvo_sync_last_success_timestamp_seconds";
+    pub const RUN_DURATION: &str = "pluvo_sync_run_duration_seconds";
+    pub const REJECTED_RECORDS: &str = "pluvo_sync_rejected_records_total";
+    pub const SCHEDULED_SKIPPED: &str = "pluvo_sync_scheduled_runs_skipped_total";
+    pub const PLUVO_REQUESTS: &str = "pluvo_requests_total";
+    pub const PLUVO_RATE_LIMITED: &str = "pluvo_rate_limited_total";
+    pub const PLUVO_LIMITER_WAIT: &str = "pluvo_rate_limiter_wait_seconds_total";
+}
+
 /// Label pairs, e.g. `[("status", "429")]`.
 pub type Labels = Vec<(&'static str, String)>;
 

@@ -1,0 +1,515 @@
+//! Sends a [`Plan`] to Pluvo and advances the snapshot for what Pluvo acknowledged.
+//!
+//! Three phases, because each depends on the one before: **users** (create, update, archive,
+//! unarchive; batched as aliased mutations), then **custom fields** (only for people whose user
+//! call succeeded), then **memberships** (one batched call per group and direction). A person whose
+//! step fails is skipped in the later phases, journaled, and left un-advanced in the snapshot, so
+//! the next run retries exactly them. One person's failure never stops the others.
+//!
+//! Every acknowledged call is journaled together with the snapshot rows it advances (one
+//! transaction per call), so a crash between calls loses nothing and repeats nothing that Pluvo
+//! confirmed. Calls that are repeated after a crash mid-call are harmless: every call here is
+//! idempotent (users are selected by `ref`, values and memberships are set, not toggled).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt};
+use indicatif::ProgressBar;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{EmployeeRef, GroupRef};
+use crate::journal::{Journal, OpStatus, OperationRecord};
+
+use crate::metrics::Metrics;
+use crate::plan::{CategoryChange, FieldChange, NewUser, Plan, UserChange};
+use crate::pluvo::{
+    Batch, CategoryUpdate, PluvoClient, PluvoError, Selector, UpsertedUser, UserFields, UserUpsert,
+};
+use crate::snapshot::{Snapshot, SnapshotUser};
+
+/// Refs per membership call. Pluvo documents no limit; this keeps documents small and a failed
+/// call cheap to retry.
+pub const MEMBERSHIP_BATCH: usize = 100;
+
+/// What applying a plan came to.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOutcome {
+    pub ok: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// The first few failures, for the run's error summary.
+    pub errors: Vec<String>,
+    pub aborted: bool,
+}
+
+impl ApplyOutcome {
+    const MAX_ERRORS: usize = 20;
+
+    fn count(&mut self, op: &OperationRecord) {
+        match op.status {
+            OpStatus::Ok => self.ok += 1,
+            OpStatus::Failed => {
+                self.failed += 1;
+                if self.errors.len() < Self::MAX_ERRORS {
+                    self.errors.push(format!(
+                        "{} {}{}: {}",
+                        op.kind,
+                        op.employee_ref.as_deref().unwrap_or("?"),
+                        op.target.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
+                        op.error.as_deref().unwrap_or("unknown error"),
+                    ));
+                }
+            }
+            OpStatus::Skipped | OpStatus::Rejected => self.skipped += 1,
+        }
+    }
+}
+
+/// Everything [`apply`] needs besides the plan.
+pub struct Applier<'a> {
+    pub client: &'a PluvoClient,
+    pub journal: &'a Journal,
+    pub metrics: &'a Arc<Metrics>,
+    pub run_id: &'a str,
+    pub cancel: CancellationToken,
+    pub progress: ProgressBar,
+}
+
+impl Applier<'_> {
+    /// Applies `plan`; `snapshot` is advanced in memory as the database is.
+    pub async fn apply(&self, plan: &Plan, snapshot: &mut Snapshot) -> ApplyOutcome {
+        let mut outcome = ApplyOutcome::default();
+        self.progress.set_length(plan.summary.operations as u64);
+        let mut blocked: BTreeSet<EmployeeRef> = BTreeSet::new();
+
+        self.users_phase(plan, snapshot, &mut blocked, &mut outcome).await;
+        self.categories_phase(plan, snapshot, &mut blocked, &mut outcome).await;
+        self.memberships_phase(plan, snapshot, &blocked, &mut outcome).await;
+
+        if self.cancel.is_cancelled() {
+            outcome.aborted = true;
+        }
+        self.progress.finish_and_clear();
+        outcome
+    }
+
+    async fn users_phase(
+        &self,
+        plan: &Plan,
+        snapshot: &mut Snapshot,
+        blocked: &mut BTreeSet<EmployeeRef>,
+        outcome: &mut ApplyOutcome,
+    ) {
+        let work: Vec<(&EmployeeRef, &UserChange)> = plan
+            .people
+            .iter()
+            .filter_map(|p| p.user.as_ref().map(|change| (&p.employee_ref, change)))
+            .collect();
+        let chunks: Vec<_> = work.chunks(self.client.batch_size().max(1)).collect();
+        let mut results = stream::iter(chunks.into_iter().map(|chunk| async move {
+            let items: Vec<UserUpsert> = chunk
+                .iter()
+                .map(|(employee_ref, change)| upsert_for(employee_ref, change))
+                .collect();
+            let batch = self.client.upsert_users(&items).await;
+            (chunk, batch)
+        }))
+        .buffered(self.client.concurrency().max(1));
+
+        while let Some((chunk, batch)) = self.next_unless_cancelled(&mut results).await {
+            let Batch { attempts, elapsed, items } = batch;
+            let mut ops = Vec::with_capacity(chunk.len());
+            let mut acked = Vec::new();
+            for ((employee_ref, change), result) in chunk.iter().zip(items) {
+                let result = match (result, change) {
+                    (Err(error), UserChange::Create { user }) if error.is_field_error() => {
+                        self.adopt(employee_ref, user, error).await
+                    }
+                    (result, _) => result.map(|user| (user, change.kind())),
+                };
+                let mut op = OperationRecord {
+                    employee_ref: Some(employee_ref.to_string()),
+                    kind: change.kind(),
+                    target: None,
+                    changes: user_changes_json(change),
+                    status: OpStatus::Ok,
+                    attempts,
+                    error: None,
+                    duration_ms: elapsed.as_millis() as u64,
+                };
+                match result {
+                    Ok((remote, kind)) => {
+                        op.kind = kind;
+                        acked.extend(acknowledge_user(snapshot.get(*employee_ref), employee_ref, change, &remote));
+                    }
+                    Err(error) => {
+                        op.status = OpStatus::Failed;
+                        op.error = Some(error.to_string());
+                        blocked.insert((*employee_ref).clone());
+                    }
+                }
+                ops.push(op);
+            }
+            self.commit(&ops, &acked, snapshot, outcome).await;
+        }
+    }
+
+    /// A new hire whose e-mail address already has a Pluvo account: take that account over when
+    /// it carries no ref (or ours), never when it carries someone else's.
+    async fn adopt(
+        &self,
+        employee_ref: &EmployeeRef,
+        desired: &NewUser,
+        original: PluvoError,
+    ) -> Result<(UpsertedUser, &'static str), PluvoError> {
+        let existing = match self.client.find_user_by_email(&desired.email).await? {
+            Some(existing) => existing,
+            None => return Err(original),
+        };
+        match existing.r#ref.as_deref() {
+            Some(other) if other != employee_ref.as_str() => Err(PluvoError::Conflict(format!(
+                "the e-mail address is already used by the Pluvo account with ref '{other}'; \
+                 pluvo-sync does not take over an account that belongs to another employee \
+                 (fix the address in the HR system or in Pluvo)"
+            ))),
+            _ => {
+                let upsert = UserUpsert {
+                    selector: Selector::Email(desired.email.clone()),
+                    fields: new_user_fields(employee_ref, desired),
+                };
+                let batch = self.client.upsert_users(std::slice::from_ref(&upsert)).await;
+                let result = batch.items.into_iter().next().unwrap_or(Err(original));
+                result.map(|user| (user, "adopt"))
+            }
+        }
+    }
+
+    async fn categories_phase(
+        &self,
+        plan: &Plan,
+        snapshot: &mut Snapshot,
+        blocked: &mut BTreeSet<EmployeeRef>,
+        outcome: &mut ApplyOutcome,
+    ) {
+        let work: Vec<(&EmployeeRef, &Vec<CategoryChange>)> = plan
+            .people
+            .iter()
+            .filter(|p| !p.categories.is_empty())
+            .map(|p| (&p.employee_ref, &p.categories))
+            .collect();
+        let (ready, skipped): (Vec<_>, Vec<_>) = work.into_iter().partition(|(r, _)| !blocked.contains(*r));
+        self.skip(skipped.iter().map(|(r, _)| (*r, "categories", None)), outcome).await;
+
+        let chunks: Vec<_> = ready.chunks(self.client.batch_size().max(1)).collect();
+        let mut results = stream::iter(chunks.into_iter().map(|chunk| async move {
+            let items: Vec<CategoryUpdate> = chunk
+                .iter()
+                .map(|(employee_ref, changes)| CategoryUpdate {
+                    user: (*employee_ref).clone(),
+                    values: changes.iter().map(|c| (c.category.clone(), c.after.clone())).collect(),
+                })
+                .collect();
+            (chunk, self.client.set_category_values(&items).await)
+        }))
+        .buffered(self.client.concurrency().max(1));
+
+        while let Some((chunk, batch)) = self.next_unless_cancelled(&mut results).await {
+            let mut ops = Vec::with_capacity(chunk.len());
+            let mut acked = Vec::new();
+            for ((employee_ref, changes), result) in chunk.iter().zip(batch.items) {
+                let mut op = OperationRecord {
+                    employee_ref: Some(employee_ref.to_string()),
+                    kind: "categories",
+                    target: None,
+                    changes: Value::Array(
+                        changes
+                            .iter()
+                            .map(|c| json!({"field": c.category, "before": c.before, "after": c.after}))
+                            .collect(),
+                    ),
+                    status: OpStatus::Ok,
+                    attempts: batch.attempts,
+                    error: None,
+                    duration_ms: batch.elapsed.as_millis() as u64,
+                };
+                match (result, snapshot.get(*employee_ref)) {
+                    (Ok(()), Some(before)) => {
+                        let mut next = before.clone();
+                        for change in changes.iter() {
+                            next.categories.insert(change.category.clone(), change.after.clone());
+                        }
+                        acked.push(next);
+                    }
+                    (Ok(()), None) => {}
+                    (Err(error), _) => {
+                        op.status = OpStatus::Failed;
+                        op.error = Some(error.to_string());
+                    }
+                }
+                ops.push(op);
+            }
+            self.commit(&ops, &acked, snapshot, outcome).await;
+        }
+    }
+
+    async fn memberships_phase(
+        &self,
+        plan: &Plan,
+        snapshot: &mut Snapshot,
+        blocked: &BTreeSet<EmployeeRef>,
+        outcome: &mut ApplyOutcome,
+    ) {
+        // (group, adding?, refs) — removals first, so a department move never shows someone in
+        // two departments' groups for longer than necessary.
+        let mut calls: Vec<(&GroupRef, bool, Vec<EmployeeRef>)> = Vec::new();
+        for (group, changes) in &plan.groups {
+            for (adding, refs) in [(false, &changes.remove), (true, &changes.add)] {
+                let (ready, held): (Vec<_>, Vec<_>) = refs.iter().partition(|r| !blocked.contains(*r));
+                let kind = if adding { "group_add" } else { "group_remove" };
+                self.skip(held.into_iter().map(|r| (r, kind, Some(group))), outcome).await;
+                for chunk in ready.chunks(MEMBERSHIP_BATCH) {
+                    calls.push((group, adding, chunk.iter().map(|r| (*r).clone()).collect()));
+                }
+            }
+        }
+        calls.sort_by_key(|(_, adding, _)| *adding);
+
+        let mut results = stream::iter(calls.into_iter().map(|(group, adding, refs)| async move {
+            let started = Instant::now();
+            let result = if adding {
+                self.client.add_to_group(group, &refs).await
+            } else {
+                self.client.remove_from_group(group, &refs).await
+            };
+            (group, adding, refs, result, started.elapsed())
+        }))
+        .buffered(self.client.concurrency().max(1));
+
+        while let Some((group, adding, refs, result, elapsed)) = self.next_unless_cancelled(&mut results).await {
+            let kind = if adding { "group_add" } else { "group_remove" };
+            let mut ops = Vec::with_capacity(refs.len());
+            let mut acked = Vec::new();
+            for employee_ref in &refs {
+                let mut op = OperationRecord {
+                    employee_ref: Some(employee_ref.to_string()),
+                    kind,
+                    target: Some(group.to_string()),
+                    changes: json!([{"field": "group", "before": (!adding).then_some(group), "after": adding.then_some(group)}]),
+                    status: OpStatus::Ok,
+                    attempts: 1,
+                    error: None,
+                    duration_ms: elapsed.as_millis() as u64,
+                };
+                let verdict = match &result {
+                    Ok(membership) => {
+                        op.attempts = membership.attempts;
+                        membership.verdict(employee_ref, snapshot.get(employee_ref).and_then(|s| s.pluvo_id.as_deref()))
+                    }
+                    Err(error) => Err(error.to_string()),
+                };
+                match (verdict, snapshot.get(employee_ref)) {
+                    (Ok(()), Some(before)) => {
+                        let mut next = before.clone();
+                        if adding {
+                            next.groups.insert(group.clone());
+                        } else {
+                            next.groups.remove(group);
+                        }
+                        acked.push(next);
+                    }
+                    (Ok(()), None) => {}
+                    (Err(error), _) => {
+                        op.status = OpStatus::Failed;
+                        op.error = Some(error);
+                    }
+                }
+                ops.push(op);
+            }
+            self.commit(&ops, &acked, snapshot, outcome).await;
+        }
+    }
+
+    /// The next finished call, or `None` once shutdown was requested: calls in flight are dropped
+    /// unacknowledged (they are idempotent and the next run repeats them), no new ones start.
+    async fn next_unless_cancelled<S: futures::Stream + Unpin>(&self, results: &mut S) -> Option<S::Item> {
+        if self.cancel.is_cancelled() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            item = results.next() => item,
+            () = self.cancel.cancelled() => None,
+        }
+    }
+
+    async fn skip<'r>(
+        &self,
+        people: impl Iterator<Item = (&'r EmployeeRef, &'static str, Option<&'r GroupRef>)>,
+        outcome: &mut ApplyOutcome,
+    ) {
+        let ops: Vec<OperationRecord> = people
+            .map(|(employee_ref, kind, group)| OperationRecord {
+                employee_ref: Some(employee_ref.to_string()),
+                kind,
+                target: group.map(ToString::to_string),
+                changes: json!([]),
+                status: OpStatus::Skipped,
+                attempts: 0,
+                error: Some("not attempted: the user operation for this person failed".to_owned()),
+                duration_ms: 0,
+            })
+            .collect();
+        if !ops.is_empty() {
+            let mut unchanged = Snapshot::new();
+            self.commit(&ops, &[], &mut unchanged, outcome).await;
+        }
+    }
+
+    /// Journals `ops` and advances `acked` in one transaction, then mirrors it in memory.
+    async fn commit(
+        &self,
+        ops: &[OperationRecord],
+        acked: &[SnapshotUser],
+        snapshot: &mut Snapshot,
+        outcome: &mut ApplyOutcome,
+    ) {
+        let acked_refs: Vec<&SnapshotUser> = acked.iter().collect();
+        if let Err(error) = self.journal.record(self.run_id, ops, &acked_refs).await {
+            // Pluvo did the work but we could not write it down: count these as failed so the
+            // run is not reported ok; the snapshot stays behind and the next run repeats the
+            // (idempotent) calls.
+            tracing::error!(%error, operations = ops.len(), "cannot write the journal");
+            outcome.failed += ops.len() as u64;
+            outcome.errors.push(format!("journal write failed: {error}"));
+            return;
+        }
+        for user in acked {
+            snapshot.insert(user.employee_ref.clone(), user.clone());
+        }
+        for op in ops {
+            outcome.count(op);
+            self.metrics.inc(
+                crate::metrics::names::OPERATIONS,
+                vec![("kind", op.kind.to_owned()), ("status", op.status.as_str().to_owned())],
+            );
+        }
+        self.progress.inc(ops.len() as u64);
+    }
+}
+
+/// Everything a new account gets; also used to adopt an existing account by e-mail.
+fn new_user_fields(employee_ref: &EmployeeRef, user: &NewUser) -> UserFields {
+    UserFields {
+        r#ref: Some(employee_ref.clone()),
+        name: Some(user.name.clone()),
+        email: Some(user.email.clone()),
+        roles: Some(user.roles.iter().copied().collect()),
+        language: user.language,
+        archived: Some(false),
+    }
+}
+
+/// The call that carries out `change`. Known people are always selected by ref, so an e-mail
+/// change can never create a second account.
+fn upsert_for(employee_ref: &EmployeeRef, change: &UserChange) -> UserUpsert {
+    let mut fields = UserFields::default();
+    match change {
+        UserChange::Create { user } => fields = new_user_fields(employee_ref, user),
+        UserChange::Update { changes } => apply_fields(&mut fields, changes),
+        UserChange::Unarchive { changes } => {
+            apply_fields(&mut fields, changes);
+            fields.archived = Some(false);
+        }
+        UserChange::Archive { .. } => fields.archived = Some(true),
+    }
+    UserUpsert {
+        selector: Selector::Ref(employee_ref.clone()),
+        fields,
+    }
+}
+
+fn apply_fields(fields: &mut UserFields, changes: &[FieldChange]) {
+    for change in changes {
+        match change {
+            FieldChange::Name { after, .. } => fields.name = Some(after.clone()),
+            FieldChange::Email { after, .. } => fields.email = Some(after.clone()),
+            FieldChange::Roles { after, .. } => fields.roles = Some(after.iter().copied().collect()),
+            FieldChange::Language { after, .. } => fields.language = Some(*after),
+        }
+    }
+}
+
+/// The `changes` column for a user operation: `[{field, before, after}]`.
+fn user_changes_json(change: &UserChange) -> Value {
+    let field = |c: &FieldChange| match c {
+        FieldChange::Name { before, after } => json!({"field": "name", "before": before, "after": after}),
+        FieldChange::Email { before, after } => json!({"field": "email", "before": before, "after": after}),
+        FieldChange::Roles { before, after } => json!({"field": "roles", "before": before, "after": after}),
+        FieldChange::Language { before, after } => json!({"field": "language", "before": before, "after": after}),
+    };
+    match change {
+        UserChange::Create { user } => json!([
+            {"field": "name", "before": null, "after": user.name},
+            {"field": "email", "before": null, "after": user.email},
+            {"field": "roles", "before": null, "after": user.roles},
+            {"field": "language", "before": null, "after": user.language},
+        ]),
+        UserChange::Update { changes } => Value::Array(changes.iter().map(field).collect()),
+        UserChange::Unarchive { changes } => {
+            let mut all: Vec<Value> = changes.iter().map(field).collect();
+            all.push(json!({"field": "archived", "before": true, "after": false}));
+            Value::Array(all)
+        }
+        UserChange::Archive { why } => json!([{"field": "archived", "before": false, "after": true, "why": why}]),
+    }
+}
+
+/// The snapshot row after Pluvo acknowledged `change`. Only a create has no row before it (the
+/// plan emits updates, archives and unarchives for known people only).
+fn acknowledge_user(
+    before: Option<&SnapshotUser>,
+    employee_ref: &EmployeeRef,
+    change: &UserChange,
+    remote: &UpsertedUser,
+) -> Option<SnapshotUser> {
+    let mut next = match (before, change) {
+        (Some(before), _) => before.clone(),
+        (None, UserChange::Create { user }) => SnapshotUser {
+            employee_ref: employee_ref.clone(),
+            pluvo_id: None,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            roles: user.roles.clone(),
+            language: user.language,
+            archived: false,
+            categories: BTreeMap::new(),
+            groups: BTreeSet::new(),
+        },
+        (None, _) => return None,
+    };
+    next.pluvo_id = Some(remote.id.clone());
+    match change {
+        UserChange::Create { .. } => next.archived = false,
+        UserChange::Update { changes } => apply_snapshot_fields(&mut next, changes),
+        UserChange::Unarchive { changes } => {
+            apply_snapshot_fields(&mut next, changes);
+            next.archived = false;
+        }
+        UserChange::Archive { .. } => next.archived = true,
+    }
+    Some(next)
+}
+
+fn apply_snapshot_fields(next: &mut SnapshotUser, changes: &[FieldChange]) {
+    for change in changes {
+        match change {
+            FieldChange::Name { after, .. } => next.name = after.clone(),
+            FieldChange::Email { after, .. } => next.email = after.clone(),
+            FieldChange::Roles { after, .. } => next.roles = after.clone(),
+            FieldChange::Language { after, .. } => next.language = Some(*after),
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Configuration: built-in defaults, then the TOML file given by `--config`, then environment
+//! variables `PLUVO_SYNC__SECTION__KEY` (double underscores, so snake_case keys survive).
+//!
+//! [`RawSettings`] is what the file says; [`Settings`] is what the program runs with: secrets read
+//! from their files, the time zone parsed, the mapping compiled, the client built. Every problem
+//! is reported with the key it concerns, and all of them at once, so an operator fixes a config in
+//! one pass. `Debug` never shows a secret: they are `SecretString`s.
+
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::mapping::{MappingRules, MappingSettings};
+use crate::plan::{ArchiveGuard, Leavers, Policy};
+use crate::pluvo::{PluvoSettings, ResolvedPluvo};
+use crate::source::csv::CsvSettings;
+use crate::source::rest::RestSettings;
+
+/// The prefix of environment overrides, e.g. `PLUVO_SYNC__PLUVO__CLIENT_SECRET`.
+pub const ENV_PREFIX: &str = "PLUVO_SYNC";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub source: SourceSettings,
+    pub mapping: MappingSettings,
+    pub pluvo: PluvoSettings,
+    #[serde(default)]
+    pub sync: SyncSettings,
+    #[serde(default)]
+    pub journal: JournalSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// Exactly one of `[source.csv]` and `[source.rest]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    pub csv: Option<CsvSettings>,
+    pub rest: Option<RestSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// The SQLite database holding the snapshot, the journal and the lease.
+    pub database: PathBuf,
+    /// The HR team's time zone: end and start dates are days in this zone.
+    pub time_zone: String,
+    pub leavers: Leavers,
+    pub archive_after_end_days: u32,
+    pub preboarding_days: Option<u32>,
+    pub archive_guard: ArchiveGuard,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            database: PathBuf::from("pluvo-sync.db"),
+            time_zone: "UTC".to_owned(),
+            leavers: Leavers::Archive,
+            archive_after_end_days: 1,
+            preboarding_days: None,
+            archive_guard: ArchiveGuard::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSettings {
+    /// Runs and their operations older than this are pruned after each run.
+    pub retention_days: u32,
+}
+
+impl Default for JournalSettings {
+    fn default() -> Self {
+        Self { retention_days: 400 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `info,pluvo_sync::pluvo=debug`. `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Why the configuration cannot be used. Each problem names its key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot load the configuration: {0}")]
+    Load(String),
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// Reads the layered configuration. `env` replaces the process environment in tests.
+pub fn load(
+    file: Option<&Path>,
+    env: Option<std::collections::HashMap<String, String>>,
+) -> Result<RawSettings, SettingsError> {
+    let mut builder = config::Config::builder();
+    if let Some(file) = file {
+        if !file.exists() {
+            return Err(SettingsError::Load(format!(
+                "the config file {} does not exist (pass --config or set PLUVO_SYNC_CONFIG)",
+                file.display()
+            )));
+        }
+        builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+    }
+    let environment = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .source(env);
+    builder
+        .add_source(environment)
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .map_err(|error| SettingsError::Load(error.to_string()))
+}
+
+/// What runs the sync, resolved once.
+#[derive(Debug)]
+pub struct Settings {
+    pub source: ResolvedSource,
+    pub mapping: MappingRules,
+    pub pluvo: ResolvedPluvo,
+    pub database: PathBuf,
+    pub time_zone: Tz,
+    pub policy: Policy,
+    pub journal: JournalSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug)]
+pub enum ResolvedSource {
+    Csv(CsvSettings),
+    Rest(crate::source::rest::ResolvedRest),
+}
+
+/// Parses a time zone name, e.g. `Europe/Amsterdam`, naming `key` when it is not one.
+pub fn parse_time_zone(key: &str, name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>()
+        .map_err(|_| format!("{key}: '{name}' is not an IANA time zone (e.g. Europe/Amsterdam, UTC)"))
+}
+
+impl RawSettings {
+    /// Resolves everything, collecting every problem before giving up.
+    pub fn resolve(self) -> Result<Settings, SettingsError> {
+        let mut problems = Vec::new();
+
+        let source = match (self.source.csv, self.source.rest) {
+            (Some(csv), None) => Some(ResolvedSource::Csv(csv)),
+            (None, Some(rest)) => match rest.resolve() {
+                Ok(rest) => Some(ResolvedSource::Rest(rest)),
+                Err(error) => {
+                    problems.push(format!("source.rest: {error}"));
+                    None
+                }
+            },
+            (Some(_), Some(_)) => {
+                problems.push("source: configure either [source.csv] or [source.rest], not both".to_owned());
+                None
+            }
+            (None, None) => {
+                problems.push("source: configure [source.csv] or [source.rest]".to_owned());
+                None
+            }
+        };
+        let mapping = MappingRules::from_settings(&self.mapping)
+            .map_err(|error| problems.push(format!("mapping: {error}")))
+            .ok();
+        let pluvo = self
+            .pluvo
+            .resolve()
+            .map_err(|error| problems.push(format!("pluvo: {error}")))
+            .ok();
+        let time_zone = parse_time_zone("sync.time_zone", &self.sync.time_zone)
+            .map_err(|error| problems.push(error))
+            .ok();
+        let guard = self.sync.archive_guard;
+        if !(0.0..=100.0).contains(&guard.max_percent) {
+            problems.push(format!(
+                "sync.archive_guard.max_percent: {} is not a percentage between 0 and 100",
+                guard.max_percent
+            ));
+        }
+
+        match (source, mapping, pluvo, time_zone) {
+            (Some(source), Some(mapping), Some(pluvo), Some(time_zone)) if problems.is_empty() => Ok(Settings {
+                source,
+                mapping,
+                pluvo,
+                database: self.sync.database,
+                time_zone,
+                policy: Policy {
+                    leavers: self.sync.leavers,
+                    archive_after_end_days: self.sync.archive_after_end_days,
+                    preboarding_days: self.sync.preboarding_days,
+                    guard,
+                    allow_mass_archive: false,
+                },
+                journal: self.journal,
+                log: self.log,
+            }),
+            _ => Err(SettingsError::Invalid(problems)),
+        }
+    }
+}
