@@ -1,0 +1,179 @@
+//! `pluvo-sync check`: everything that would stop a sync, found before one is attempted.
+//!
+//! Every check runs even when an earlier one failed, so an operator setting up a tenant sees
+//! the whole list at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::{Cli, Context, Exit};
+use crate::engine::RunOptions;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the findings as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Finding {
+    check: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+pub async fn run(cli: &Cli, args: &Args) -> Exit {
+    let context = match Context::load(cli) {
+        Ok(context) => context,
+        Err(exit) => return exit,
+    };
+    let mut findings = vec![Finding {
+        check: "config",
+        ok: true,
+        detail: format!("{} is valid", cli.config.display()),
+    }];
+    let engine = match context.engine().await {
+        Ok(engine) => engine,
+        Err(exit) => return exit,
+    };
+
+    // The source: readable, parseable, and which groups and choices it produces.
+    let prepared = engine.prepare(RunOptions::default()).await;
+    let mut produced_groups: BTreeSet<String> = context
+        .settings
+        .mapping
+        .static_groups()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut produced_choices: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    match &prepared {
+        Ok(prepared) => {
+            for person in prepared.mapped.people.values() {
+                produced_groups.extend(person.groups.iter().map(ToString::to_string));
+                for (category, value) in &person.categories {
+                    if let crate::mapping::CategoryValue::Choice(choice) = value {
+                        produced_choices
+                            .entry(category.to_string())
+                            .or_default()
+                            .insert(choice.clone());
+                    }
+                }
+            }
+            findings.push(Finding {
+                check: "source",
+                ok: prepared.mapped.rejected.is_empty(),
+                detail: format!(
+                    "{}: {} records, {} people, {} rejected{}",
+                    prepared.source,
+                    prepared.rows_read,
+                    prepared.mapped.people.len(),
+                    prepared.mapped.rejected.len(),
+                    prepared
+                        .mapped
+                        .rejected
+                        .iter()
+                        .take(10)
+                        .map(|r| format!("\n      {r}"))
+                        .collect::<String>()
+                ),
+            });
+        }
+        Err(error) => findings.push(Finding {
+            check: "source",
+            ok: false,
+            detail: error.to_string(),
+        }),
+    }
+
+    let client = engine.client();
+    match client.check_token().await {
+        Ok(()) => findings.push(Finding {
+            check: "pluvo token",
+            ok: true,
+            detail: "a token was issued".to_owned(),
+        }),
+        Err(error) => findings.push(Finding {
+            check: "pluvo token",
+            ok: false,
+            detail: error.to_string(),
+        }),
+    }
+
+    match client.groups().await {
+        Ok(groups) => {
+            let known: BTreeSet<String> = groups.iter().filter_map(|g| g.r#ref.clone()).collect();
+            let missing: Vec<&String> = produced_groups.iter().filter(|g| !known.contains(*g)).collect();
+            findings.push(Finding {
+                check: "groups",
+                ok: missing.is_empty(),
+                detail: if missing.is_empty() {
+                    format!("all {} groups the mapping produces exist", produced_groups.len())
+                } else {
+                    format!(
+                        "missing in Pluvo (an administrator must create them, with these refs): {}",
+                        missing.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                    )
+                },
+            });
+        }
+        Err(error) => findings.push(Finding {
+            check: "groups",
+            ok: false,
+            detail: format!("cannot list groups: {error}"),
+        }),
+    }
+
+    match client.user_categories().await {
+        Ok(categories) => {
+            let by_ref: BTreeMap<String, _> = categories
+                .iter()
+                .filter_map(|c| c.r#ref.clone().map(|r| (r, c)))
+                .collect();
+            let mut problems = Vec::new();
+            for (category, kind) in context.settings.mapping.categories() {
+                match by_ref.get(category.as_str()) {
+                    None => problems.push(format!("custom field '{category}' does not exist for users")),
+                    Some(remote) if !kind.matches_pluvo_type(&remote.category_type) => problems.push(format!(
+                        "custom field '{category}' is {} in Pluvo but mapped as {kind}",
+                        remote.category_type
+                    )),
+                    Some(remote) => {
+                        let options: BTreeSet<&str> = remote.choice_options.iter().map(String::as_str).collect();
+                        for choice in produced_choices.get(category.as_str()).into_iter().flatten() {
+                            if !options.contains(choice.as_str()) {
+                                problems.push(format!("custom field '{category}' has no option '{choice}'"));
+                            }
+                        }
+                    }
+                }
+            }
+            findings.push(Finding {
+                check: "custom fields",
+                ok: problems.is_empty(),
+                detail: if problems.is_empty() {
+                    format!("all {} mapped custom fields exist with matching types", context.settings.mapping.categories().len())
+                } else {
+                    problems.join("; ")
+                },
+            });
+        }
+        Err(error) => findings.push(Finding {
+            check: "custom fields",
+            ok: false,
+            detail: format!("cannot list custom fields: {error}"),
+        }),
+    }
+
+    let all_ok = findings.iter().all(|f| f.ok);
+    if args.json {
+        super::print_json(&serde_json::json!({"ok": all_ok, "findings": findings}));
+    } else {
+        for finding in &findings {
+            println!("{} {:<14} {}", if finding.ok { "ok  " } else { "FAIL" }, finding.check, finding.detail);
+        }
+    }
+    if all_ok { Exit::Ok } else { Exit::Failed }
+}

@@ -1,0 +1,168 @@
+//! `pluvo-sync plan`: what `sync` would do, without sending anything.
+
+use std::fmt::Write as _;
+
+use super::{Cli, Context, Exit};
+use crate::engine::{Prepared, RunOptions};
+use crate::plan::{ArchiveReason, Lifecycle, UserChange};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Plan as `sync --allow-mass-archive` would.
+    #[arg(long)]
+    pub allow_mass_archive: bool,
+
+    /// Print the whole plan as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(cli: &Cli, args: &Args) -> Exit {
+    let context = match Context::load(cli) {
+        Ok(context) => context,
+        Err(exit) => return exit,
+    };
+    let engine = match context.engine().await {
+        Ok(engine) => engine,
+        Err(exit) => return exit,
+    };
+    let options = RunOptions {
+        allow_mass_archive: args.allow_mass_archive,
+        progress: false,
+    };
+    let prepared = match engine.prepare(options).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Exit::Failed;
+        }
+    };
+    if args.json {
+        return super::print_json(&serde_json::json!({
+            "source": prepared.source,
+            "fingerprint": prepared.fingerprint,
+            "rows_read": prepared.rows_read,
+            "rejected": prepared.mapped.rejected,
+            "plan": prepared.plan,
+        }));
+    }
+    print!("{}", render(&prepared, &context.settings.time_zone.to_string()));
+    Exit::Ok
+}
+
+/// The human-readable plan: a summary, then one line per person.
+pub fn render(prepared: &Prepared, time_zone: &str) -> String {
+    let plan = &prepared.plan;
+    let s = &plan.summary;
+    let mut out = String::new();
+    let _ = writeln!(out, "Plan for {} ({time_zone}), source {}", plan.today, prepared.source);
+    let _ = writeln!(
+        out,
+        "  {} records read, {} rejected, {} people in the source, {} known to Pluvo, {} unchanged",
+        prepared.rows_read,
+        prepared.mapped.rejected.len(),
+        s.desired,
+        s.snapshot,
+        s.unchanged
+    );
+    let _ = writeln!(
+        out,
+        "  create {} · update {} · archive {} · unarchive {} · custom fields {} · group adds {} · group removes {} · not yet started {}",
+        s.create, s.update, s.archive, s.unarchive, s.categories, s.group_add, s.group_remove, s.not_yet_started
+    );
+    let _ = writeln!(out, "  {} operation(s) to send", s.operations);
+    if !plan.people.is_empty() {
+        out.push('\n');
+    }
+    for person in &plan.people {
+        let (mark, action, detail) = match &person.user {
+            Some(UserChange::Create { user }) => (
+                '+',
+                "create",
+                format!("{} <{}>", user.name, user.email),
+            ),
+            Some(UserChange::Update { changes }) => ('~', "update", describe_changes(changes)),
+            Some(UserChange::Unarchive { changes }) => ('^', "unarchive", describe_changes(changes)),
+            Some(UserChange::Archive { why }) => (
+                '-',
+                "archive",
+                match why {
+                    ArchiveReason::AbsentFromSource => "absent from the source".to_owned(),
+                    ArchiveReason::EndDatePassed { end_date } => format!("end date {end_date} passed"),
+                },
+            ),
+            None => ('~', "", String::new()),
+        };
+        let mut extras = Vec::new();
+        if !person.categories.is_empty() {
+            let names: Vec<&str> = person.categories.iter().map(|c| c.category.as_str()).collect();
+            extras.push(format!("fields {}", names.join(", ")));
+        }
+        let groups: Vec<String> = person
+            .groups_added
+            .iter()
+            .map(|g| format!("+{g}"))
+            .chain(person.groups_removed.iter().map(|g| format!("-{g}")))
+            .collect();
+        if !groups.is_empty() {
+            extras.push(format!("groups {}", groups.join(" ")));
+        }
+        let detail = [detail]
+            .into_iter()
+            .filter(|d| !d.is_empty())
+            .chain(extras)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let _ = writeln!(out, "  {mark} {:<12} {:<9} {detail}", person.employee_ref, action);
+    }
+    if let Some(withheld) = &plan.withheld_archives {
+        let _ = writeln!(
+            out,
+            "\nArchive guard: {} archive(s) withheld: {}.\n  Creates and updates go ahead. If the archives are intended, run `pluvo-sync sync --allow-mass-archive`.",
+            withheld.would_archive, withheld.reason
+        );
+    }
+    if !plan.upcoming.is_empty() {
+        let _ = writeln!(out, "\nComing up in the next {} days:", crate::plan::UPCOMING_DAYS);
+        for event in &plan.upcoming {
+            let what = match event.event {
+                Lifecycle::Create { start_date } => format!("create (pre-boarding; starts {start_date})"),
+                Lifecycle::Archive { end_date } => format!("archive (end date {end_date})"),
+            };
+            let _ = writeln!(out, "  {}  {:<12} {what}", event.date, event.employee_ref);
+        }
+    }
+    if !prepared.mapped.rejected.is_empty() {
+        let _ = writeln!(out, "\nRejected records (skipped; these people are left as they are):");
+        for rejected in &prepared.mapped.rejected {
+            let _ = writeln!(out, "  {rejected}");
+        }
+    }
+    if plan.people.is_empty() {
+        let _ = writeln!(out, "\nNothing to change.");
+    } else {
+        let _ = writeln!(out, "\nNothing was sent. Run `pluvo-sync sync` to apply this plan.");
+    }
+    out
+}
+
+fn describe_changes(changes: &[crate::plan::FieldChange]) -> String {
+    use crate::plan::FieldChange::*;
+    changes
+        .iter()
+        .map(|change| match change {
+            Name { before, after } => format!("name {before} → {after}"),
+            Email { before, after } => format!("email {before} → {after}"),
+            Roles { before, after } => format!(
+                "roles {} → {}",
+                before.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+                after.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+            ),
+            Language { before, after } => format!(
+                "language {} → {after}",
+                before.map_or("-".to_owned(), |l| l.to_string())
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,86 @@
+//! `pluvo-sync sync`: one run, now.
+
+use std::io::IsTerminal;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Cli, Context, Exit};
+use crate::engine::{RunOptions, RunStatus, Trigger};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Apply archives even when the archive guard would withhold them (an empty export, or more
+    /// leavers than `sync.archive_guard` allows). Check `pluvo-sync plan` first.
+    #[arg(long)]
+    pub allow_mass_archive: bool,
+
+    /// If another run (e.g. the daemon's) is in progress, wait for it instead of exiting with 4.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Print the run report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(cli: &Cli, args: &Args) -> Exit {
+    let context = match Context::load(cli) {
+        Ok(context) => context,
+        Err(exit) => return exit,
+    };
+    let engine = match context.engine().await {
+        Ok(engine) => engine,
+        Err(exit) => return exit,
+    };
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupted: finishing calls in flight, then stopping");
+            on_signal.cancel();
+        }
+    });
+
+    let lease = match crate::lease::acquire_for_cli(&engine, args.wait, &cancel).await {
+        Ok(lease) => lease,
+        Err(exit) => return exit,
+    };
+    let options = RunOptions {
+        allow_mass_archive: args.allow_mass_archive,
+        progress: !args.json && std::io::stderr().is_terminal(),
+    };
+    let report = engine
+        .run_once(lease.run_id().to_owned(), Trigger::Cli, options, cancel)
+        .await;
+    lease.release().await;
+
+    if args.json {
+        super::print_json(&report);
+    } else {
+        let summary = report.summary.unwrap_or_default();
+        println!(
+            "run {} {}: {} created, {} updated, {} archived, {} unarchived; {} operations ok, {} failed, {} skipped; {} records rejected",
+            report.run_id,
+            report.status,
+            summary.create,
+            summary.update,
+            summary.archive,
+            summary.unarchive,
+            report.ops_ok,
+            report.ops_failed,
+            report.ops_skipped,
+            report.rows_rejected
+        );
+        for error in &report.errors {
+            println!("  ! {error}");
+        }
+        if !report.errors.is_empty() {
+            println!("details: pluvo-sync journal show {}", report.run_id);
+        }
+    }
+    match report.status {
+        RunStatus::Ok => Exit::Ok,
+        RunStatus::Partial => Exit::Partial,
+        RunStatus::Failed | RunStatus::Aborted | RunStatus::Running => Exit::Failed,
+    }
+}

@@ -1,0 +1,36 @@
+//! Logging: human-readable on a terminal, one JSON object per line otherwise (containers, files).
+//! Logs go to stderr; stdout carries command output (`plan --json`, `journal … --json`).
+//! People are logged by employee ref, never by name or e-mail address.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::LogFormat;
+
+/// Installs the global subscriber. `RUST_LOG` overrides `level`.
+pub fn init(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        // The cron library narrates its internals at info.
+        .add_directive("tokio_cron_scheduler=warn".parse().unwrap_or_else(|_| unreachable_directive()));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is not an error worth reporting.
+    let _ = if json {
+        builder.json().flatten_event(true).with_current_span(true).try_init()
+    } else {
+        builder.with_target(false).try_init()
+    };
+}
+
+fn unreachable_directive() -> tracing_subscriber::filter::Directive {
+    tracing_subscriber::filter::LevelFilter::WARN.into()
+}
