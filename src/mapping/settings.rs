@@ -9,7 +9,7 @@
 //! # The employee number: Pluvo's `ref`. Kept as text, so 000123 keeps its zeros.
 //! ref = "employee_number"
 //! # A template over columns; runs of spaces collapse, so a blank middle name is fine.
-//! name = "{first_name} {last_name}"
+//! name = "{first_name} {middle_name} {last_name}"
 //! # Trimmed, lower-cased and checked; two employees with one address are both held back.
 //! email = "email"
 //! # A column (NL/EN/DE, nl_NL, Dutch, Engels, ...) with a default for blank cells.
