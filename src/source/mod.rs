@@ -18,7 +18,9 @@ use std::future::Future;
 use serde::Serialize;
 
 /// Where a record sits in the source, for error messages an HR administrator can act on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Ordered so that errors can be listed in file order (lines before API items).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Location {
     /// A line number in a file, 1-based, counting the header as line 1. For a record with quoted
@@ -105,6 +107,8 @@ pub enum SourceError {
         missing: Vec<String>,
         found: Vec<String>,
     },
+    #[error("the export has more than one column named {}: rename or remove the extra one so the mapping knows which to read", .columns.join(", "))]
+    DuplicateColumns { columns: Vec<String> },
     #[error("the export cannot be decoded as {encoding}: {detail}")]
     Encoding { encoding: String, detail: String },
     #[error("the HR API failed on page {page}: {detail}")]
