@@ -197,7 +197,7 @@ impl Engine {
         let required = self.settings.mapping.required_columns();
         let (description, data) = match &self.settings.source {
             ResolvedSource::Csv(csv) => {
-                let source = CsvSource::new(csv.clone());
+                let source = CsvSource::new(csv.clone()).with_ref_column(self.settings.mapping.ref_column());
                 (source.describe(), source.read(&required).await?)
             }
             ResolvedSource::Rest(rest) => {

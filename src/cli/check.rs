@@ -133,12 +133,14 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
                 .filter_map(|c| c.r#ref.clone().map(|r| (r, c)))
                 .collect();
             let mut problems = Vec::new();
-            for (category, kind) in context.settings.mapping.categories() {
+            for rule in context.settings.mapping.categories() {
+                let (category, kind) = (rule.category_ref(), rule.kind());
                 match by_ref.get(category.as_str()) {
                     None => problems.push(format!("custom field '{category}' does not exist for users")),
                     Some(remote) if !kind.matches_pluvo_type(&remote.category_type) => problems.push(format!(
-                        "custom field '{category}' is {} in Pluvo but mapped as {kind}",
-                        remote.category_type
+                        "custom field '{category}' is {} in Pluvo but mapped as {}",
+                        remote.category_type,
+                        kind.type_name()
                     )),
                     Some(remote) => {
                         let options: BTreeSet<&str> = remote.choice_options.iter().map(String::as_str).collect();

@@ -105,6 +105,18 @@ impl CategoryKind {
             CategoryKind::Date(_) => "date",
         }
     }
+
+    /// Whether a Pluvo category of `category_type` (STRING, CHOICE, BOOLEAN, DATETIME) can hold
+    /// values of this kind.
+    pub fn matches_pluvo_type(self, category_type: &str) -> bool {
+        let wanted = match self {
+            CategoryKind::String => "STRING",
+            CategoryKind::Choice => "CHOICE",
+            CategoryKind::Boolean => "BOOLEAN",
+            CategoryKind::Date(_) => "DATETIME",
+        };
+        category_type.eq_ignore_ascii_case(wanted)
+    }
 }
 
 /// One custom field: which column fills which Pluvo category, read how.
@@ -639,3 +651,9 @@ fn list_others<'a>(all: impl Iterator<Item = &'a Location>, this: &Location) -> 
 
 #[cfg(test)]
 mod tests;
+
+impl crate::plan::ManagedGroups for MappingRules {
+    fn is_managed(&self, group: &GroupRef) -> bool {
+        MappingRules::is_managed(self, group)
+    }
+}
