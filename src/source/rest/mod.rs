@@ -155,6 +155,11 @@ impl RestSource {
     }
 
     /// Every page, in order; fails as a whole on the first page that cannot be read.
+    #[tracing::instrument(
+        skip_all,
+        fields(source = %self.describe(), pages, records, rejected),
+        err(Display)
+    )]
     async fn read_all(&self) -> Result<SourceData, SourceError> {
         let mut pager = Pager::new(&self.paging, self.start.clone(), self.max_pages);
         let mut hasher = Sha256::new();
@@ -190,6 +195,10 @@ impl RestSource {
             })?;
         }
         data.fingerprint = hex::encode(hasher.finalize());
+        let span = tracing::Span::current();
+        span.record("pages", pager.page() - 1);
+        span.record("records", data.records.len());
+        span.record("rejected", data.rejected.len());
         Ok(data)
     }
 

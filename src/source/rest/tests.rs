@@ -830,6 +830,26 @@ async fn a_404_points_at_base_url_and_path() {
 }
 
 #[tokio::test]
+async fn a_redirect_within_the_host_is_followed_with_credentials() {
+    let api = FakeApi::start(|seen| match seen.path.as_str() {
+        "/api/people" => Reply::status(307).header("location", "/v2/people"),
+        _ if seen.header("authorization") == Some("Bearer t0k") => {
+            Reply::json(json!({"people": people(0..1)}))
+        }
+        _ => Reply::status(401),
+    })
+    .await;
+    let source = source(
+        &api,
+        "[source.rest.auth]\nkind = \"bearer\"\ntoken = \"t0k\"",
+    );
+    let data = source.read(&required()).await.expect("read");
+    assert_eq!(refs(&data), expected_refs(0..1));
+    let paths: Vec<String> = api.seen().into_iter().map(|seen| seen.path).collect();
+    assert_eq!(paths, ["/api/people", "/v2/people"]);
+}
+
+#[tokio::test]
 async fn a_redirect_to_another_host_is_not_followed() {
     let api =
         FakeApi::start(|_| Reply::status(302).header("location", "https://login.example/sso?x=1"))
