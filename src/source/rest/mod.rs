@@ -28,12 +28,11 @@ use reqwest::Url;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use self::path::FieldPath;
 pub use self::settings::{AuthSettings, PaginationSettings, RestSettings};
 
 use self::fetch::{Fetcher, RetryPolicy};
 use self::paging::{PageSeen, Pager};
-use self::path::{Lookup, cell_text, kind};
+use self::path::{FieldPath, Lookup, cell_text, kind};
 use self::settings::{Auth, Paging};
 use super::{Location, RecordError, Source, SourceData, SourceError, SourceRecord};
 
