@@ -10,6 +10,7 @@
 //!   A partial read must never look like "these people left".
 
 pub mod csv;
+pub mod rest;
 
 use std::collections::HashMap;
 use std::fmt;

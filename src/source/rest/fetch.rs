@@ -1,0 +1,355 @@
+//! One page's GET, with retries.
+//!
+//! Transient trouble (429, 408, most 5xx, timeouts, refused or dropped connections, a body cut
+//! off mid-stream) is retried with exponential backoff and jitter, honouring `Retry-After`. Anything
+//! else, and transient trouble that outlasts its attempts, fails the page and with it the read.
+//! Error details name the page and the URL *path* only: queries can carry tokens.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Client, StatusCode, Url};
+use secrecy::ExposeSecret;
+
+use super::settings::Auth;
+use crate::source::SourceError;
+
+/// A page as the API sent it.
+pub(super) struct Fetched {
+    /// Where the body came from, after same-origin redirects; relative links resolve against it.
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// How hard to try.
+#[derive(Debug, Clone)]
+pub(super) struct RetryPolicy {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// Everything a GET needs besides its URL.
+pub(super) struct Fetcher {
+    pub client: Client,
+    pub auth: Auth,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// Worth another attempt; `retry_after` is what the server asked for, if anything.
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Another attempt would fail the same way.
+    Fatal(String),
+}
+
+impl Fetcher {
+    /// GETs `url` as page `page` (1-based), retrying transient failures.
+    pub async fn get(&self, url: &Url, page: u32) -> Result<Fetched, SourceError> {
+        let fail = |detail: String| SourceError::Page {
+            page,
+            detail: format!("GET {}: {detail}", url.path()),
+        };
+        let attempts = self.retry.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let (reason, retry_after) = match self.attempt(url).await {
+                Ok(fetched) => return Ok(fetched),
+                Err(Failure::Fatal(reason)) => return Err(fail(reason)),
+                Err(Failure::Transient {
+                    reason,
+                    retry_after,
+                }) => (reason, retry_after),
+            };
+            if attempt >= attempts {
+                return Err(fail(format!(
+                    "{reason} (gave up after {attempts} attempt{}; the HR API may be down or overloaded, the next run tries again)",
+                    if attempts == 1 { "" } else { "s" }
+                )));
+            }
+            let delay = match retry_after {
+                Some(wait) if wait > self.retry.max_backoff => {
+                    return Err(fail(format!(
+                        "{reason}; the API asks to wait {}s, longer than max_backoff_secs ({}s); the next run tries again",
+                        wait.as_secs(),
+                        self.retry.max_backoff.as_secs()
+                    )));
+                }
+                Some(wait) => wait,
+                None => backoff(&self.retry, attempt, rand::rng().random::<f64>()),
+            };
+            tracing::warn!(
+                page,
+                path = url.path(),
+                attempt,
+                of = attempts,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                reason,
+                "HR API request failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(&self, url: &Url) -> Result<Fetched, Failure> {
+        let mut request = self
+            .client
+            .get(url.clone())
+            .timeout(self.timeout)
+            .header(reqwest::header::ACCEPT, "application/json");
+        request = match &self.auth {
+            Auth::None => request,
+            Auth::Basic { username, password } => {
+                request.basic_auth(username, Some(password.expose_secret()))
+            }
+            Auth::Header { name, value } => request.header(name, value),
+        };
+        let response = request.send().await.map_err(transport_failure)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let final_url = response.url().clone();
+        if status.is_success() {
+            let body = response.bytes().await.map_err(transport_failure)?;
+            return Ok(Fetched {
+                url: final_url,
+                headers,
+                body: body.into(),
+            });
+        }
+        let reason = format!("HTTP {status}");
+        if is_transient(status) {
+            return Err(Failure::Transient {
+                reason,
+                retry_after: retry_after(&headers),
+            });
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(Failure::Fatal(format!(
+                "{reason}: the HR API refused our credentials; check [source.rest.auth] and that the token or user may read this endpoint"
+            )));
+        }
+        if status.is_redirection() {
+            let target = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|location| location.to_str().ok())
+                .and_then(|location| final_url.join(location).ok())
+                .map(|target| origin(&target))
+                .unwrap_or_else(|| "an unreadable location".to_owned());
+            return Err(Failure::Fatal(format!(
+                "{reason}: the API redirects to {target}; credentials are only sent to the configured host, so set base_url to where it redirects"
+            )));
+        }
+        if status == StatusCode::NOT_FOUND {
+            return Err(Failure::Fatal(format!(
+                "{reason}: check base_url and path in [source.rest]"
+            )));
+        }
+        // The body of a 4xx usually says what was wrong with the request (a bad parameter, a
+        // connector that does not exist); a short, single-line excerpt is worth showing.
+        let excerpt = response
+            .text()
+            .await
+            .map(|text| excerpt(&text))
+            .unwrap_or_default();
+        Err(Failure::Fatal(if excerpt.is_empty() {
+            reason
+        } else {
+            format!("{reason}: {excerpt}")
+        }))
+    }
+}
+
+/// 408, 429 and the 5xx that mean "not now" rather than "never".
+fn is_transient(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || (status.is_server_error()
+            && status != StatusCode::NOT_IMPLEMENTED
+            && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED)
+}
+
+fn transport_failure(error: reqwest::Error) -> Failure {
+    // Builder errors (a URL reqwest cannot send) will not improve with time; timeouts, refused
+    // connections and bodies cut off mid-stream might.
+    let fatal = error.is_builder();
+    let reason = error_chain(&error.without_url());
+    if fatal {
+        Failure::Fatal(reason)
+    } else {
+        Failure::Transient {
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+/// The error and its causes, `a: b: c`; reqwest's own message alone ("error sending request")
+/// does not say whether the host was unknown or the connection refused.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+/// `Retry-After` as a wait: delta-seconds, or an HTTP date measured against the response's own
+/// `Date` header (so our clock, and its skew against theirs, plays no part).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let now = headers
+        .get(reqwest::header::DATE)?
+        .to_str()
+        .ok()
+        .and_then(|date| chrono::DateTime::parse_from_rfc2822(date.trim()).ok())?;
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Exponential backoff with "equal jitter": half the step is fixed, half random (`unit` in
+/// `[0, 1)`), so many clients retrying together spread out, yet no wait collapses to zero.
+fn backoff(policy: &RetryPolicy, attempt: u32, unit: f64) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+    let step = policy
+        .initial_backoff
+        .saturating_mul(factor)
+        .min(policy.max_backoff);
+    let half = step / 2;
+    half + half.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+/// `scheme://host[:port]`, nothing that could be secret.
+pub(super) fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+fn excerpt(text: &str) -> String {
+    const LIMIT: usize = 200;
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let flat = flat.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(4),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let cases = [
+            ("first retry, no jitter", 1, 0.0, 250),
+            ("first retry, full jitter", 1, 0.999, 499),
+            ("second retry", 2, 0.0, 500),
+            ("fourth retry", 4, 0.5, 3000),
+            ("capped", 10, 0.0, 2000),
+            ("huge attempt does not overflow", u32::MAX, 0.0, 2000),
+        ];
+        for (name, attempt, unit, millis) in cases {
+            assert_eq!(
+                backoff(&policy(), attempt, unit).as_millis(),
+                millis,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_cases() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        let cases = [
+            ("seconds", headers(&[("retry-after", "7")]), Some(7)),
+            (
+                "http date against the response date",
+                headers(&[
+                    ("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT"),
+                    ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                ]),
+                Some(30),
+            ),
+            (
+                "a date in the past means now",
+                headers(&[
+                    ("retry-after", "Wed, 21 Oct 2015 07:27:00 GMT"),
+                    ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                ]),
+                Some(0),
+            ),
+            (
+                "a date without a Date header is ignored",
+                headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")]),
+                None,
+            ),
+            ("garbage", headers(&[("retry-after", "soon")]), None),
+            ("absent", headers(&[]), None),
+        ];
+        for (name, map, seconds) in cases {
+            assert_eq!(
+                retry_after(&map),
+                seconds.map(Duration::from_secs),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn transient_statuses() {
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(
+                is_transient(StatusCode::from_u16(code).expect("status")),
+                "{code}"
+            );
+        }
+        for code in [400, 401, 403, 404, 422, 501, 505] {
+            assert!(
+                !is_transient(StatusCode::from_u16(code).expect("status")),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn excerpt_is_one_short_line() {
+        assert_eq!(excerpt("  bad\n\tfilter  "), "bad filter");
+        let long = "x".repeat(500);
+        assert_eq!(excerpt(&long).chars().count(), 201);
+    }
+}
