@@ -97,11 +97,9 @@ use crate::mapping::Mapped;
 use crate::metrics::{Metrics, names};
 use crate::plan::{Plan, PlanSummary, WithheldArchives};
 use crate::pluvo::{PluvoClient, PluvoError};
-use crate::settings::{ResolvedSource, Settings};
+use crate::settings::Settings;
 use crate::snapshot::{Snapshot, SnapshotError};
-use crate::source::csv::CsvSource;
-use crate::source::rest::RestSource;
-use crate::source::{Source, SourceError};
+use crate::source::SourceError;
 
 /// Why a run could not even start, or could not plan.
 #[derive(Debug, thiserror::Error)]
@@ -195,16 +193,8 @@ impl Engine {
     /// Reads the source, maps it, loads the snapshot and plans. Sends nothing.
     pub async fn prepare(&self, options: RunOptions) -> Result<Prepared, EngineError> {
         let required = self.settings.mapping.required_columns();
-        let (description, data) = match &self.settings.source {
-            ResolvedSource::Csv(csv) => {
-                let source = CsvSource::new(csv.clone()).with_ref_column(self.settings.mapping.ref_column());
-                (source.describe(), source.read(&required).await?)
-            }
-            ResolvedSource::Rest(rest) => {
-                let source = RestSource::new(rest.clone())?;
-                (source.describe(), source.read(&required).await?)
-            }
-        };
+        let description = self.settings.source.describe();
+        let data = self.settings.source.read(&required).await?;
         let fingerprint = data.fingerprint.clone();
         let rows_read = data.records.len() + data.rejected.len();
         let mapped = self.settings.mapping.map(data);
@@ -262,7 +252,7 @@ impl Engine {
             Ok(closed) => tracing::warn!(closed, "marked runs left behind by a stopped process as aborted"),
             Err(error) => tracing::warn!(%error, "cannot close orphaned runs"),
         }
-        if let Err(error) = self.journal.start_run(&run_id, trigger, &self.source_description()).await {
+        if let Err(error) = self.journal.start_run(&run_id, trigger, &self.settings.source.describe()).await {
             report.errors.push(format!("cannot write the journal: {error}"));
             return self.finish(report, totals, started).await;
         }
@@ -357,13 +347,6 @@ impl Engine {
             RunStatus::Ok
         };
         self.finish(report, totals, started).await
-    }
-
-    fn source_description(&self) -> String {
-        match &self.settings.source {
-            ResolvedSource::Csv(csv) => CsvSource::new(csv.clone()).describe(),
-            ResolvedSource::Rest(rest) => format!("rest:{}", rest.describe()),
-        }
     }
 
     /// Rejected records go into the journal so an auditor sees every skipped row and why.

@@ -14,8 +14,9 @@ use serde::Deserialize;
 use crate::mapping::{MappingRules, MappingSettings};
 use crate::plan::{ArchiveGuard, Leavers, Policy};
 use crate::pluvo::{PluvoSettings, ResolvedPluvo};
-use crate::source::csv::CsvSettings;
-use crate::source::rest::RestSettings;
+use crate::source::Source;
+use crate::source::csv::{CsvSettings, CsvSource};
+use crate::source::rest::{RestSettings, RestSource};
 
 /// The prefix of environment overrides, e.g. `PLUVO_SYNC__PLUVO__CLIENT_SECRET`.
 pub const ENV_PREFIX: &str = "PLUVO_SYNC";
@@ -156,10 +157,28 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
+/// The configured source, built: secrets read, URLs parsed.
 #[derive(Debug)]
 pub enum ResolvedSource {
-    Csv(CsvSettings),
-    Rest(crate::source::rest::ResolvedRest),
+    Csv(CsvSource),
+    Rest(RestSource),
+}
+
+impl ResolvedSource {
+    pub fn describe(&self) -> String {
+        match self {
+            ResolvedSource::Csv(source) => source.describe(),
+            ResolvedSource::Rest(source) => source.describe(),
+        }
+    }
+
+    /// Reads every record; see [`Source::read`].
+    pub async fn read(&self, required: &[String]) -> Result<crate::source::SourceData, crate::source::SourceError> {
+        match self {
+            ResolvedSource::Csv(source) => source.read(required).await,
+            ResolvedSource::Rest(source) => source.read(required).await,
+        }
+    }
 }
 
 /// Parses a time zone name, e.g. `Europe/Amsterdam`, naming `key` when it is not one.
@@ -173,15 +192,29 @@ impl RawSettings {
     pub fn resolve(self) -> Result<Settings, SettingsError> {
         let mut problems = Vec::new();
 
+        let mapping = MappingRules::from_settings(&self.mapping)
+            .map_err(|error| problems.push(format!("mapping.{error}")))
+            .ok();
+        let ref_column = mapping.as_ref().map(|m| m.ref_column().to_owned());
         let source = match (self.source.csv, self.source.rest) {
-            (Some(csv), None) => Some(ResolvedSource::Csv(csv)),
-            (None, Some(rest)) => match rest.resolve() {
-                Ok(rest) => Some(ResolvedSource::Rest(rest)),
-                Err(error) => {
-                    problems.push(format!("source.rest: {error}"));
-                    None
+            (Some(csv), None) => Some(ResolvedSource::Csv(match &ref_column {
+                Some(column) => CsvSource::new(csv).with_ref_column(column.clone()),
+                None => CsvSource::new(csv),
+            })),
+            (None, Some(rest)) => {
+                if let Some(column) = &ref_column
+                    && !rest.ref_column.eq_ignore_ascii_case(column)
+                {
+                    problems.push(format!(
+                        "source.rest.ref_column: '{}' differs from mapping.ref '{column}'; set both to the employee-number column",
+                        rest.ref_column
+                    ));
                 }
-            },
+                RestSource::from_settings(&rest)
+                    .map(ResolvedSource::Rest)
+                    .map_err(|error| problems.push(error.to_string()))
+                    .ok()
+            }
             (Some(_), Some(_)) => {
                 problems.push("source: configure either [source.csv] or [source.rest], not both".to_owned());
                 None
@@ -191,9 +224,6 @@ impl RawSettings {
                 None
             }
         };
-        let mapping = MappingRules::from_settings(&self.mapping)
-            .map_err(|error| problems.push(format!("mapping: {error}")))
-            .ok();
         let pluvo = self
             .pluvo
             .resolve()
