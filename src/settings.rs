@@ -193,7 +193,7 @@ impl RawSettings {
         let mut problems = Vec::new();
 
         let mapping = MappingRules::from_settings(&self.mapping)
-            .map_err(|error| problems.push(format!("mapping.{error}")))
+            .map_err(|error| problems.push(error.to_string()))
             .ok();
         let ref_column = mapping.as_ref().map(|m| m.ref_column().to_owned());
         let source = match (self.source.csv, self.source.rest) {

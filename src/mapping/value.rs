@@ -72,6 +72,12 @@ impl DateFormat {
     /// a day that exists in the calendar.
     pub fn parse_date(self, raw: &str) -> Result<NaiveDate, String> {
         let value = raw.trim();
+        // HR APIs (AFAS, Personio) write ISO dates as date-times, `2019-03-01T00:00:00+01:00`.
+        // The date part is the HR system's calendar day, which is what the sync means by a date.
+        let value = match (self, value.split_once(['T', ' '])) {
+            (DateFormat::Iso, Some((date, _))) => date,
+            _ => value,
+        };
         let not_this_format = || format!("'{value}' is not a date in the format {self}");
         let (separator, [year_at, month_at, day_at]) = self.layout();
         let numbers: Vec<&str> = value.split(separator).collect();
@@ -192,7 +198,14 @@ mod tests {
                 "29-02-2024",
                 date(2024, 2, 29),
             ),
-            ("trailing time", DateFormat::Iso, "2024-04-03 00:00", None),
+            (
+                "iso date-time from an HR API",
+                DateFormat::Iso,
+                "2024-04-03T00:00:00+02:00",
+                date(2024, 4, 3),
+            ),
+            ("iso with a space and time", DateFormat::Iso, "2024-04-03 00:00", date(2024, 4, 3)),
+            ("time after a dutch date", DateFormat::DayMonthYearDash, "03-04-2024 00:00", None),
             ("signs", DateFormat::Iso, "2024-+4-03", None),
             ("text", DateFormat::Iso, "soon", None),
         ];
