@@ -10,4 +10,5 @@
 pub mod domain;
 pub mod mapping;
 pub mod metrics;
+pub mod pluvo;
 pub mod source;
