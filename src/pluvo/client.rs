@@ -252,21 +252,7 @@ impl PluvoClient {
         group: &GroupRef,
         users: &[EmployeeRef],
     ) -> Result<Membership, PluvoError> {
-        let mut total = Membership::default();
-        for chunk in users.chunks(REFS_PER_MEMBERSHIP_CALL) {
-            let op = AddUsersToGroup::build(members(group, chunk));
-            let (data, attempts) = self.inner.execute(op).await?;
-            let payload = data.add_users_to_group.ok_or_else(|| {
-                PluvoError::Decode("addUsersToGroup returned nothing and no error".into())
-            })?;
-            total.attempts += attempts;
-            total.done.extend(payload.added_ids.unwrap_or_default());
-            total
-                .already
-                .extend(payload.already_added_ids.unwrap_or_default());
-            total.failed.extend(payload.failed_ids.unwrap_or_default());
-        }
-        Ok(total)
+        self.membership::<AddUsersToGroup>(group, users).await
     }
 
     /// Removes users (by ref) from a group. Pluvo applies this asynchronously.
@@ -275,19 +261,31 @@ impl PluvoClient {
         group: &GroupRef,
         users: &[EmployeeRef],
     ) -> Result<Membership, PluvoError> {
+        self.membership::<RemoveUsersFromGroup>(group, users).await
+    }
+
+    /// Sends the refs in chunks of [`REFS_PER_MEMBERSHIP_CALL`] and adds up the answers. A failing
+    /// chunk fails the call; chunks before it were applied (both mutations are idempotent, so the
+    /// caller can simply repeat the whole change).
+    async fn membership<M: MembershipChange>(
+        &self,
+        group: &GroupRef,
+        users: &[EmployeeRef],
+    ) -> Result<Membership, PluvoError> {
         let mut total = Membership::default();
         for chunk in users.chunks(REFS_PER_MEMBERSHIP_CALL) {
-            let op = RemoveUsersFromGroup::build(members(group, chunk));
-            let (data, attempts) = self.inner.execute(op).await?;
-            let payload = data.remove_users_from_group.ok_or_else(|| {
-                PluvoError::Decode("removeUsersFromGroup returned nothing and no error".into())
-            })?;
+            let variables = GroupMembersVariables {
+                group_ref: group.as_str().to_owned(),
+                user_refs: Some(chunk.iter().map(|u| u.as_str().to_owned()).collect()),
+            };
+            let (data, attempts) = self.inner.execute(M::operation(variables)).await?;
             total.attempts += attempts;
-            total.done.extend(payload.removed_ids.unwrap_or_default());
-            total
-                .already
-                .extend(payload.already_removed_ids.unwrap_or_default());
-            total.failed.extend(payload.failed_ids.unwrap_or_default());
+            let [done, already, failed] = data.lists().ok_or_else(|| {
+                PluvoError::Decode(format!("{} returned nothing and no error", M::FIELD))
+            })?;
+            total.done.extend(done.unwrap_or_default());
+            total.already.extend(already.unwrap_or_default());
+            total.failed.extend(failed.unwrap_or_default());
         }
         Ok(total)
     }
@@ -414,10 +412,38 @@ impl PluvoClient {
     }
 }
 
-fn members(group: &GroupRef, users: &[EmployeeRef]) -> GroupMembersVariables {
-    GroupMembersVariables {
-        group_ref: group.as_str().to_owned(),
-        user_refs: Some(users.iter().map(|u| u.as_str().to_owned()).collect()),
+/// `addUsersToGroup` and `removeUsersFromGroup` answer the same three lists under other names.
+trait MembershipChange: DeserializeOwned {
+    const FIELD: &'static str;
+    fn operation(variables: GroupMembersVariables)
+    -> cynic::Operation<Self, GroupMembersVariables>;
+    /// Done, already so, failed.
+    fn lists(self) -> Option<[Option<Vec<String>>; 3]>;
+}
+
+impl MembershipChange for AddUsersToGroup {
+    const FIELD: &'static str = "addUsersToGroup";
+    fn operation(
+        variables: GroupMembersVariables,
+    ) -> cynic::Operation<Self, GroupMembersVariables> {
+        <Self as MutationBuilder<_>>::build(variables)
+    }
+    fn lists(self) -> Option<[Option<Vec<String>>; 3]> {
+        self.add_users_to_group
+            .map(|p| [p.added_ids, p.already_added_ids, p.failed_ids])
+    }
+}
+
+impl MembershipChange for RemoveUsersFromGroup {
+    const FIELD: &'static str = "removeUsersFromGroup";
+    fn operation(
+        variables: GroupMembersVariables,
+    ) -> cynic::Operation<Self, GroupMembersVariables> {
+        <Self as MutationBuilder<_>>::build(variables)
+    }
+    fn lists(self) -> Option<[Option<Vec<String>>; 3]> {
+        self.remove_users_from_group
+            .map(|p| [p.removed_ids, p.already_removed_ids, p.failed_ids])
     }
 }
 
