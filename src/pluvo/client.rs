@@ -399,14 +399,21 @@ impl PluvoClient {
             let request = document.into_request();
             let (response, sent) = self.inner.graphql(request.operation_name, &request).await;
             attempts += sent;
-            match response {
-                Ok(response) => results.extend(
-                    split::<P>(&aliases, &response)
-                        .into_iter()
-                        .map(|r| r.and_then(&finish)),
-                ),
-                Err(error) => results.extend(aliases.iter().map(|_| Err(error.clone()))),
-            }
+            let judged: Vec<Result<T, PluvoError>> = match response {
+                Ok(response) => split::<P>(&aliases, &response)
+                    .into_iter()
+                    .map(|r| r.and_then(&finish))
+                    .collect(),
+                Err(error) => aliases.iter().map(|_| Err(error.clone())).collect(),
+            };
+            debug!(
+                operation = request.operation_name,
+                items = judged.len(),
+                failed = judged.iter().filter(|r| r.is_err()).count(),
+                attempts = sent,
+                "batch sent"
+            );
+            results.extend(judged);
         }
         (results, attempts)
     }

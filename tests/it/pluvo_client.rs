@@ -311,6 +311,41 @@ async fn a_503_is_retried_and_the_batch_counts_both_attempts() {
 }
 
 #[tokio::test]
+async fn a_timed_out_request_is_retried() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1", Some(1)).await;
+    graphql("tok-1")
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(user_data())
+                .set_delay(Duration::from_secs(5)),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    graphql("tok-1")
+        .respond_with(ResponseTemplate::new(200).set_body_json(user_data()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (client, metrics) = client_for(&server.uri(), json!({"timeout_secs": 1}));
+    assert!(
+        client
+            .find_user_by_ref(&employee("007"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        status(&metrics, "transport_error"),
+        1.0,
+        "the timed-out attempt"
+    );
+    assert_eq!(metrics.get("pluvo_retries_total", vec![]), 1.0);
+}
+
+#[tokio::test]
 async fn attempts_are_capped_and_every_item_gets_the_error() {
     let server = MockServer::start().await;
     mount_token(&server, "tok-1", Some(1)).await;
