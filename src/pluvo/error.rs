@@ -73,6 +73,9 @@ pub enum PluvoError {
 
 fn http_hint(status: u16) -> &'static str {
     match status {
+        300..=399 => {
+            "; Pluvo redirected the request: check pluvo.url (https and the tenant's own host)"
+        }
         403 => {
             "; the API client lacks a permission: check pluvo.scope and the client's rights in Pluvo"
         }

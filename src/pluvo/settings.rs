@@ -111,6 +111,30 @@ fn config(key: &'static str, reason: impl Into<String>) -> PluvoError {
 }
 
 impl PluvoSettings {
+    /// Settings for a tenant with every tunable at its default, e.g. for tests against the
+    /// local stand-in.
+    pub fn new(
+        url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: SecretString,
+    ) -> Self {
+        Self {
+            url: url.into(),
+            client_id: client_id.into(),
+            client_secret: Some(client_secret),
+            client_secret_file: None,
+            scope: default_scope(),
+            rate_per_second: default_rate(),
+            burst: default_burst(),
+            concurrency: default_concurrency(),
+            batch_size: default_batch_size(),
+            timeout_secs: default_timeout_secs(),
+            max_attempts: default_max_attempts(),
+            backoff_base_ms: default_backoff_base_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+        }
+    }
+
     /// Checks every value and reads the secret file. Errors name the `pluvo.*` key to fix.
     pub fn resolve(self) -> Result<ResolvedPluvo, PluvoError> {
         let (graphql_url, token_url) = endpoints(&self.url)?;
@@ -371,6 +395,15 @@ mod tests {
             !format!("{resolved:?}").contains("s3cret"),
             "Debug must redact"
         );
+    }
+
+    #[test]
+    fn the_constructor_uses_the_same_defaults_as_the_config_file() {
+        let built = PluvoSettings::new("acme.pluvo.com", "a", SecretString::from("x"));
+        let parsed =
+            settings(r#"{"url": "acme.pluvo.com", "client_id": "a", "client_secret": "x"}"#)
+                .unwrap();
+        assert_eq!(format!("{built:?}"), format!("{parsed:?}"));
     }
 
     #[test]
