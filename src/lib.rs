@@ -4,10 +4,11 @@
 //!
 //! `source` (read HR records) → `mapping` (records → desired users) → `snapshot` (what Pluvo last
 //! acknowledged) → `plan` (a pure diff) → `apply` (send the plan through `pluvo`) → `journal`
-//! (every run and operation, for auditors). `engine` runs one pass of that pipeline; `scheduler`
-//! and `server` decide when; `settings` and `telemetry` hold it together.
+//! (every run and operation, for auditors). `engine` runs one pass of that pipeline; `cli` is
+//! the command line; `settings`, `db`, `clock`, `metrics` and `telemetry` hold it together.
 
 pub mod apply;
+pub mod cli;
 pub mod clock;
 pub mod db;
 pub mod domain;
@@ -16,6 +17,8 @@ pub mod journal;
 pub mod mapping;
 pub mod metrics;
 pub mod plan;
+pub mod pluvo;
 pub mod settings;
 pub mod snapshot;
 pub mod source;
+pub mod telemetry;

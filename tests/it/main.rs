@@ -1,2 +1,3 @@
-#[test]
-fn placeholder() {}
+//! The integration tests: one binary, one module per area.
+
+mod pluvo_client;

@@ -1,0 +1,301 @@
+//! The batched documents the client sends: n × `updateOrCreateUser`, n × `updateExtraCategoryValues`.
+//!
+//! Each takes its selection set from the cynic one-field operation in [`super::operations`] and its
+//! variable values from the cynic input types, so only the argument list is written here; the
+//! tests validate every shape against `schema/pluvo.graphql`.
+
+use cynic::MutationBuilder;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::PluvoError;
+use super::batch::{AliasedDocument, Arg};
+use super::operations::{
+    SetCategoryValues, SetCategoryValuesVariables, UpsertUser, UpsertUserVariables, UserInput,
+};
+use super::types::{CategoryUpdate, Selector, UserUpsert, category_value_input};
+
+pub(crate) const UPSERT_USERS: &str = "UpsertUsers";
+pub(crate) const SET_CATEGORY_VALUES: &str = "SetCategoryValues";
+
+fn to_json(value: impl Serialize) -> Result<Value, PluvoError> {
+    serde_json::to_value(value).map_err(|e| PluvoError::InvalidDocument {
+        code: None,
+        message: format!("internal: cannot encode variables ({e}); this is a bug in pluvo-sync"),
+    })
+}
+
+/// `u0: updateOrCreateUser(ref: $u0_ref, sendInvite: false, user: $u0_user) { … }` per item.
+pub(crate) fn upsert_users(items: &[UserUpsert]) -> Result<AliasedDocument, PluvoError> {
+    let template = UpsertUser::build(UpsertUserVariables {
+        user_ref: None,
+        email: None,
+        user: UserInput::default(),
+    });
+    let selection = super::batch::root_selection(&template.query)?;
+    let mut document = AliasedDocument::new(UPSERT_USERS, "updateOrCreateUser", "u", selection);
+    for item in items {
+        let selector = match &item.selector {
+            Selector::Ref(r) => Arg::Variable {
+                name: "ref",
+                graphql_type: "String!",
+                value: Value::String(r.as_str().to_owned()),
+            },
+            Selector::Email(e) => Arg::Variable {
+                name: "email",
+                graphql_type: "String!",
+                value: Value::String(e.as_str().to_owned()),
+            },
+        };
+        document.push(vec![
+            selector,
+            // The one place sendInvite is written; no input can change it.
+            Arg::Literal {
+                name: "sendInvite",
+                value: "false",
+            },
+            Arg::Variable {
+                name: "user",
+                graphql_type: "UserInput!",
+                value: to_json(UserInput::from(&item.fields))?,
+            },
+        ]);
+    }
+    Ok(document)
+}
+
+/// `c0: updateExtraCategoryValues(contentType: USER, modelRef: $c0_modelRef, values: $c0_values) { … }`.
+pub(crate) fn set_category_values(
+    items: &[&CategoryUpdate],
+) -> Result<AliasedDocument, PluvoError> {
+    let template = SetCategoryValues::build(SetCategoryValuesVariables {
+        model_ref: String::new(),
+        values: Vec::new(),
+    });
+    let selection = super::batch::root_selection(&template.query)?;
+    let mut document = AliasedDocument::new(
+        SET_CATEGORY_VALUES,
+        "updateExtraCategoryValues",
+        "c",
+        selection,
+    );
+    for item in items {
+        let values: Vec<_> = item
+            .values
+            .iter()
+            .map(|(category, value)| category_value_input(category, value))
+            .collect();
+        document.push(vec![
+            Arg::Literal {
+                name: "contentType",
+                value: "USER",
+            },
+            Arg::Variable {
+                name: "modelRef",
+                graphql_type: "String!",
+                value: Value::String(item.user.as_str().to_owned()),
+            },
+            Arg::Variable {
+                name: "values",
+                graphql_type: "[ExtraCategoryValueInput!]!",
+                value: to_json(values)?,
+            },
+        ]);
+    }
+    Ok(document)
+}
+
+#[cfg(test)]
+mod tests {
+    use apollo_compiler::validation::Valid;
+    use apollo_compiler::{ExecutableDocument, Schema};
+    use chrono::NaiveDate;
+    use cynic::QueryBuilder;
+    use serde_json::json;
+
+    use super::super::operations::{
+        AddUsersToGroup, GroupMembersVariables, GroupsPage, GroupsPageVariables,
+        RemoveUsersFromGroup, UserByEmail, UserByEmailVariables, UserByRef, UserByRefVariables,
+        UserCategories,
+    };
+    use super::super::types::UserFields;
+    use super::*;
+    use crate::domain::{CategoryRef, Email, EmployeeRef, Language, Role};
+    use crate::mapping::CategoryValue;
+
+    fn schema() -> Valid<Schema> {
+        let sdl = include_str!("../../schema/pluvo.graphql");
+        Schema::parse_and_validate(sdl, "pluvo.graphql").expect("the vendored SDL is valid")
+    }
+
+    fn assert_valid(schema: &Valid<Schema>, name: &str, query: &str) {
+        if let Err(errors) = ExecutableDocument::parse_and_validate(schema, query, "op.graphql") {
+            panic!("{name} does not validate against schema/pluvo.graphql:\n{errors}\n{query}");
+        }
+    }
+
+    fn upserts(n: usize) -> Vec<UserUpsert> {
+        (0..n)
+            .map(|i| UserUpsert {
+                selector: if i % 2 == 0 {
+                    Selector::Ref(EmployeeRef::parse(&format!("00{i}")).unwrap())
+                } else {
+                    Selector::Email(Email::parse(&format!("p{i}@example.com")).unwrap())
+                },
+                fields: UserFields {
+                    name: Some(format!("Person {i}")),
+                    roles: Some(vec![Role::Participant]),
+                    language: Some(Language::En),
+                    archived: Some(false),
+                    ..UserFields::default()
+                },
+            })
+            .collect()
+    }
+
+    fn category_updates(n: usize) -> Vec<CategoryUpdate> {
+        (0..n)
+            .map(|i| CategoryUpdate {
+                user: EmployeeRef::parse(&format!("{i}")).unwrap(),
+                values: vec![
+                    (
+                        CategoryRef::parse("dept").unwrap(),
+                        CategoryValue::String("Sales".into()),
+                    ),
+                    (
+                        CategoryRef::parse("site").unwrap(),
+                        CategoryValue::Choice("North".into()),
+                    ),
+                    (
+                        CategoryRef::parse("remote").unwrap(),
+                        CategoryValue::Boolean(true),
+                    ),
+                    (
+                        CategoryRef::parse("start").unwrap(),
+                        CategoryValue::Date(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap()),
+                    ),
+                ],
+            })
+            .collect()
+    }
+
+    /// Every variable the document declares is supplied, and every value has the declared name.
+    fn assert_variables_match(query: &str, variables: &serde_json::Map<String, Value>) {
+        for name in variables.keys() {
+            assert!(
+                query.contains(&format!("${name}:")),
+                "{name} supplied but not declared"
+            );
+        }
+        let declared = query.matches(": $").count();
+        assert_eq!(
+            declared,
+            variables.len(),
+            "declared vs supplied variables in\n{query}"
+        );
+    }
+
+    #[test]
+    fn every_batched_document_validates_against_the_sdl() {
+        let schema = schema();
+        for n in [1, 3] {
+            let request = upsert_users(&upserts(n)).unwrap().into_request();
+            assert_valid(&schema, &format!("UpsertUsers x{n}"), &request.query);
+            assert_variables_match(&request.query, &request.variables);
+
+            let updates = category_updates(n);
+            let refs: Vec<&CategoryUpdate> = updates.iter().collect();
+            let request = set_category_values(&refs).unwrap().into_request();
+            assert_valid(&schema, &format!("SetCategoryValues x{n}"), &request.query);
+            assert_variables_match(&request.query, &request.variables);
+        }
+    }
+
+    #[test]
+    fn every_cynic_operation_validates_against_the_sdl() {
+        // cynic checks field names at compile time; this also checks the variable definitions and
+        // literal arguments it writes, with the same validator as the batched documents.
+        let schema = schema();
+        let members = || GroupMembersVariables {
+            group_ref: "g".into(),
+            user_refs: Some(vec!["1".into()]),
+        };
+        let operations = [
+            (
+                "UserByEmail",
+                UserByEmail::build(UserByEmailVariables {
+                    email: "a@b.c".into(),
+                })
+                .query,
+            ),
+            (
+                "UserByRef",
+                UserByRef::build(UserByRefVariables {
+                    user_ref: "1".into(),
+                })
+                .query,
+            ),
+            (
+                "GroupsPage",
+                GroupsPage::build(GroupsPageVariables {
+                    first: 50,
+                    after: None,
+                })
+                .query,
+            ),
+            ("UserCategories", UserCategories::build(()).query),
+            ("AddUsersToGroup", AddUsersToGroup::build(members()).query),
+            (
+                "RemoveUsersFromGroup",
+                RemoveUsersFromGroup::build(members()).query,
+            ),
+        ];
+        for (name, query) in operations {
+            assert_valid(&schema, name, &query);
+        }
+    }
+
+    #[test]
+    fn upserts_always_send_invite_false_and_only_the_chosen_selector() {
+        let request = upsert_users(&upserts(2)).unwrap().into_request();
+        assert_eq!(request.query.matches("sendInvite: false").count(), 2);
+        assert!(!request.query.contains("sendInvite: true"));
+        assert!(
+            request.query.contains(
+                "u0: updateOrCreateUser(ref: $u0_ref, sendInvite: false, user: $u0_user)"
+            )
+        );
+        assert!(request.query.contains(
+            "u1: updateOrCreateUser(email: $u1_email, sendInvite: false, user: $u1_user)"
+        ));
+        assert_eq!(
+            json!(request.variables),
+            json!({
+                "u0_ref": "000",
+                "u0_user": {"name": "Person 0", "roles": ["PARTICIPANT"], "language": "EN", "archived": false},
+                "u1_email": "p1@example.com",
+                "u1_user": {"name": "Person 1", "roles": ["PARTICIPANT"], "language": "EN", "archived": false},
+            })
+        );
+    }
+
+    #[test]
+    fn the_batched_selection_is_the_one_cynic_deserialises() {
+        // The alias's selection must be exactly the payload fragment, or the per-alias
+        // deserialisation into UpsertUserPayload would miss fields.
+        let request = upsert_users(&upserts(1)).unwrap().into_request();
+        for field in ["user {", "id", "ref", "created"] {
+            assert!(
+                request.query.contains(field),
+                "{field} missing in\n{}",
+                request.query
+            );
+        }
+        let payload: super::super::operations::UpsertUserPayload = serde_json::from_value(json!({
+            "user": {"id": "6f1c1f9e-8a43-4d6b-9d2e-6f2d0c3b8a11", "ref": "000"},
+            "created": true
+        }))
+        .unwrap();
+        assert_eq!(payload.created, Some(true));
+    }
+}

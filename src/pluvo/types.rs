@@ -1,0 +1,222 @@
+//! What the rest of pluvo-sync sends to and gets from [`super::PluvoClient`], in domain words.
+//!
+//! These types are deliberately narrower than the API: there is no way to express `sendInvite`
+//! (the client always sends `false`), and ids come back as the strings Pluvo returned.
+
+use std::time::Duration;
+
+use chrono::NaiveTime;
+
+use super::PluvoError;
+use super::operations::{CategoryValueInput, ChoiceValueInput, UserInput};
+use crate::domain::{CategoryRef, Email, EmployeeRef, Language, Role};
+use crate::mapping::CategoryValue;
+
+/// How `updateOrCreateUser` finds the user. A user pluvo-sync already knows must be selected by
+/// [`Selector::Ref`]: selecting by e-mail after an address change would create a second account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Ref(EmployeeRef),
+    Email(Email),
+}
+
+/// The fields to set; `None` leaves Pluvo's value unchanged (the field is not sent at all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFields {
+    pub name: Option<String>,
+    pub email: Option<Email>,
+    pub r#ref: Option<EmployeeRef>,
+    /// Replaces the user's roles (CONTRACT.md, "Users").
+    pub roles: Option<Vec<Role>>,
+    pub language: Option<Language>,
+    pub archived: Option<bool>,
+}
+
+/// One `updateOrCreateUser`. `sendInvite: false` is always sent; there is no way to ask for more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserUpsert {
+    pub selector: Selector,
+    pub fields: UserFields,
+}
+
+/// One `updateExtraCategoryValues` for a user. Categories not named keep their value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryUpdate {
+    pub user: EmployeeRef,
+    pub values: Vec<(CategoryRef, CategoryValue)>,
+}
+
+/// The outcome of one batched call: one result per input item, in input order.
+#[derive(Debug, Clone)]
+pub struct Batch<T> {
+    /// HTTP requests sent for the batch (retries and a token renewal included; 0 when nothing
+    /// needed sending).
+    pub attempts: u32,
+    pub elapsed: Duration,
+    pub items: Vec<Result<T, PluvoError>>,
+}
+
+impl<T> Batch<T> {
+    pub fn succeeded(&self) -> usize {
+        self.items.iter().filter(|r| r.is_ok()).count()
+    }
+}
+
+/// What `updateOrCreateUser` answered for one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpsertedUser {
+    /// Pluvo's id (a UUID), as text.
+    pub id: String,
+    pub r#ref: Option<String>,
+    /// True when no user matched the selector and Pluvo created one.
+    pub created: bool,
+}
+
+/// The answer to `addUsersToGroup` / `removeUsersFromGroup`: ids (or refs) as Pluvo returned them.
+/// Changes are applied asynchronously; do not read the group back to confirm them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    pub attempts: u32,
+    /// Added (resp. removed) now.
+    pub done: Vec<String>,
+    /// Already a member (resp. already not a member): not an error.
+    pub already: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// A user as Pluvo has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteUser {
+    pub id: String,
+    pub r#ref: Option<String>,
+    pub email: Option<String>,
+    pub name: String,
+    pub archived: bool,
+}
+
+/// A group as Pluvo has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteGroup {
+    pub id: String,
+    pub r#ref: Option<String>,
+    pub name: String,
+}
+
+/// A custom field defined for users, with its choice options (empty for non-choice types).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCategory {
+    pub id: String,
+    pub r#ref: Option<String>,
+    pub title: String,
+    /// Pluvo's type name, as returned (e.g. `STRING`, `CHOICE`, `BOOLEAN`, `DATETIME`).
+    pub category_type: String,
+    pub choices: Vec<String>,
+}
+
+impl From<&UserFields> for UserInput {
+    fn from(fields: &UserFields) -> Self {
+        UserInput {
+            name: fields.name.clone(),
+            email: fields.email.as_ref().map(|e| e.as_str().to_owned()),
+            user_ref: fields.r#ref.as_ref().map(|r| r.as_str().to_owned()),
+            roles: fields
+                .roles
+                .as_ref()
+                .map(|roles| roles.iter().copied().map(Into::into).collect()),
+            language: fields.language.map(Into::into),
+            archived: fields.archived,
+        }
+    }
+}
+
+/// One category value as Pluvo takes it: a date becomes midnight UTC of that day, a choice the
+/// one-element list `choiceValues: [{stringValue}]`.
+pub(crate) fn category_value_input(
+    category: &CategoryRef,
+    value: &CategoryValue,
+) -> CategoryValueInput {
+    let mut input = CategoryValueInput {
+        category_ref: Some(category.as_str().to_owned()),
+        ..CategoryValueInput::default()
+    };
+    match value {
+        CategoryValue::String(text) => input.string_value = Some(text.clone()),
+        CategoryValue::Choice(option) => {
+            input.choice_values = Some(vec![ChoiceValueInput {
+                string_value: option.clone(),
+            }]);
+        }
+        CategoryValue::Boolean(flag) => input.boolean_value = Some(*flag),
+        CategoryValue::Date(date) => {
+            input.datetime_value = Some(date.and_time(NaiveTime::MIN).and_utc())
+        }
+    }
+    input
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn unset_user_fields_are_left_out_not_nulled() {
+        let fields = UserFields {
+            name: Some("Ann".into()),
+            roles: Some(vec![Role::Participant, Role::Manager]),
+            language: Some(Language::Nl),
+            ..UserFields::default()
+        };
+        assert_eq!(
+            serde_json::to_value(UserInput::from(&fields)).unwrap(),
+            json!({"name": "Ann", "roles": ["PARTICIPANT", "MANAGER"], "language": "NL"})
+        );
+        let all = UserFields {
+            email: Some(Email::parse("a@b.nl").unwrap()),
+            r#ref: Some(EmployeeRef::parse("007").unwrap()),
+            archived: Some(false),
+            ..UserFields::default()
+        };
+        assert_eq!(
+            serde_json::to_value(UserInput::from(&all)).unwrap(),
+            json!({"email": "a@b.nl", "ref": "007", "archived": false})
+        );
+    }
+
+    #[test]
+    fn category_values_take_the_shape_pluvo_expects() {
+        let category = CategoryRef::parse("dept").unwrap();
+        let cases = [
+            (
+                "string",
+                CategoryValue::String("Sales".into()),
+                json!({"categoryRef": "dept", "stringValue": "Sales"}),
+            ),
+            (
+                "boolean",
+                CategoryValue::Boolean(true),
+                json!({"categoryRef": "dept", "booleanValue": true}),
+            ),
+            (
+                "choice",
+                CategoryValue::Choice("North".into()),
+                json!({"categoryRef": "dept", "choiceValues": [{"stringValue": "North"}]}),
+            ),
+            (
+                "date at midnight utc",
+                CategoryValue::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
+                json!({"categoryRef": "dept", "datetimeValue": "2024-02-29T00:00:00Z"}),
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let input = category_value_input(&category, &value);
+            assert_eq!(
+                serde_json::to_value(input).unwrap(),
+                expected,
+                "case {name}"
+            );
+        }
+    }
+}
