@@ -128,7 +128,7 @@ impl Applier<'_> {
                     (Err(error), UserChange::Create { user }) if error.is_field_error() => {
                         self.adopt(employee_ref, user, error).await
                     }
-                    (result, _) => result.map(|user| (user, change.kind())),
+                    (result, _) => result.map(|user| (user, change.kind())).map_err(|e| e.to_string()),
                 };
                 let mut op = OperationRecord {
                     employee_ref: Some(employee_ref.to_string()),
@@ -147,7 +147,7 @@ impl Applier<'_> {
                     }
                     Err(error) => {
                         op.status = OpStatus::Failed;
-                        op.error = Some(error.to_string());
+                        op.error = Some(error);
                         blocked.insert((*employee_ref).clone());
                     }
                 }
@@ -157,32 +157,37 @@ impl Applier<'_> {
         }
     }
 
-    /// A new hire whose e-mail address already has a Pluvo account: take that account over when
-    /// it carries no ref (or ours), never when it carries someone else's.
+    /// A new hire whose create was refused, typically because the e-mail address already has a
+    /// Pluvo account. Take that account over when it carries no ref (or ours), never when it
+    /// carries someone else's: that would hand one employee's learning history to another.
     async fn adopt(
         &self,
         employee_ref: &EmployeeRef,
         desired: &NewUser,
         original: PluvoError,
-    ) -> Result<(UpsertedUser, &'static str), PluvoError> {
-        let existing = match self.client.find_user_by_email(&desired.email).await? {
-            Some(existing) => existing,
-            None => return Err(original),
+    ) -> Result<(UpsertedUser, &'static str), String> {
+        let existing = match self.client.find_user_by_email(&desired.email).await {
+            Ok(Some(existing)) => existing,
+            Ok(None) => return Err(original.to_string()),
+            Err(error) => return Err(format!("{original}; looking up the e-mail address also failed: {error}")),
         };
         match existing.r#ref.as_deref() {
-            Some(other) if other != employee_ref.as_str() => Err(PluvoError::Conflict(format!(
+            Some(other) if other != employee_ref.as_str() => Err(format!(
                 "the e-mail address is already used by the Pluvo account with ref '{other}'; \
                  pluvo-sync does not take over an account that belongs to another employee \
                  (fix the address in the HR system or in Pluvo)"
-            ))),
+            )),
             _ => {
                 let upsert = UserUpsert {
                     selector: Selector::Email(desired.email.clone()),
                     fields: new_user_fields(employee_ref, desired),
                 };
                 let batch = self.client.upsert_users(std::slice::from_ref(&upsert)).await;
-                let result = batch.items.into_iter().next().unwrap_or(Err(original));
-                result.map(|user| (user, "adopt"))
+                match batch.items.into_iter().next() {
+                    Some(Ok(user)) => Ok((user, "adopt")),
+                    Some(Err(error)) => Err(format!("adopting the existing account failed: {error}")),
+                    None => Err(original.to_string()),
+                }
             }
         }
     }
@@ -306,7 +311,7 @@ impl Applier<'_> {
                 let verdict = match &result {
                     Ok(membership) => {
                         op.attempts = membership.attempts;
-                        membership.verdict(employee_ref, snapshot.get(employee_ref).and_then(|s| s.pluvo_id.as_deref()))
+                        membership.verdict(employee_ref.as_str(), snapshot.get(employee_ref).and_then(|s| s.pluvo_id.as_deref()))
                     }
                     Err(error) => Err(error.to_string()),
                 };

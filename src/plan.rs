@@ -342,7 +342,7 @@ pub fn plan(
     let withheld_archives = guard_archives(&mut people, snapshot, mapped, policy);
     if let Some(withheld) = &withheld_archives {
         summary.withheld_archives = withheld.would_archive;
-        summary.archive = 0;
+        summary.archive -= withheld.would_archive;
     }
 
     let mut groups: BTreeMap<GroupRef, GroupChanges> = BTreeMap::new();
@@ -563,7 +563,10 @@ fn upcoming_events(
     events
 }
 
-/// Withholds every archive when the source looks wrong, and says why.
+/// Withholds archives when the source looks wrong, and says why:
+/// - a record without a readable employee number could be anyone, so nobody's absence can be
+///   trusted: archives of absent people are withheld (archives by end date still go ahead);
+/// - an empty source, or more archives than the guard allows, withholds every archive.
 fn guard_archives(
     people: &mut Vec<PersonPlan>,
     snapshot: &Snapshot,
@@ -571,6 +574,14 @@ fn guard_archives(
     policy: &Policy,
 ) -> Option<WithheldArchives> {
     let is_archive = |p: &PersonPlan| matches!(p.user, Some(UserChange::Archive { .. }));
+    let is_absent = |p: &PersonPlan| {
+        matches!(
+            p.user,
+            Some(UserChange::Archive {
+                why: ArchiveReason::AbsentFromSource
+            })
+        )
+    };
     let would_archive = people.iter().filter(|p| is_archive(p)).count();
     if would_archive == 0 || policy.allow_mass_archive {
         return None;
@@ -579,20 +590,30 @@ fn guard_archives(
     // Rounded down: the percentage is a ceiling, not a target.
     let by_percent = (policy.guard.max_percent / 100.0 * active_users as f64).floor() as usize;
     let limit = policy.guard.max_people.max(by_percent);
-    let reason = if mapped.people.is_empty() && mapped.held.is_empty() {
-        "the source lists no employees at all".to_owned()
+    let unidentified = mapped.rejected.iter().filter(|r| r.employee_ref.is_none()).count();
+
+    let (reason, withhold_all) = if mapped.people.is_empty() && mapped.held.is_empty() {
+        ("the source lists no employees at all".to_owned(), true)
     } else if would_archive > limit {
-        format!(
+        let reason = format!(
             "{would_archive} of {active_users} active users would be archived, more than the limit of {limit} \
              (max({} people, {}%))",
             policy.guard.max_people, policy.guard.max_percent
-        )
+        );
+        (reason, true)
+    } else if unidentified > 0 && people.iter().any(|p| is_absent(p)) {
+        let reason = format!(
+            "{unidentified} record(s) have no readable employee number, so people missing from the source \
+             may be on them; fix those rows and the archives follow on the next run"
+        );
+        (reason, false)
     } else {
         return None;
     };
-    people.retain(|p| !is_archive(p));
+    let before = people.len();
+    people.retain(|p| if withhold_all { !is_archive(p) } else { !is_absent(p) });
     Some(WithheldArchives {
-        would_archive,
+        would_archive: before - people.len(),
         active_users,
         limit,
         reason,

@@ -143,7 +143,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
                         kind.type_name()
                     )),
                     Some(remote) => {
-                        let options: BTreeSet<&str> = remote.choice_options.iter().map(String::as_str).collect();
+                        let options: BTreeSet<&str> = remote.choices.iter().map(String::as_str).collect();
                         for choice in produced_choices.get(category.as_str()).into_iter().flatten() {
                             if !options.contains(choice.as_str()) {
                                 problems.push(format!("custom field '{category}' has no option '{choice}'"));

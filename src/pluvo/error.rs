@@ -100,6 +100,12 @@ impl PluvoError {
         }
     }
 
+    /// True when Pluvo refused this one field (e.g. an e-mail address taken) rather than the
+    /// request as a whole: the data, not the connection, must change.
+    pub fn is_field_error(&self) -> bool {
+        matches!(self, PluvoError::Field { .. })
+    }
+
     /// The `extensions.code` Pluvo gave for a rejected field or document, e.g. `EMAIL_TAKEN`.
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -84,6 +84,24 @@ pub struct Membership {
     pub failed: Vec<String>,
 }
 
+impl Membership {
+    /// Pluvo's verdict on one user of the call. The API reports the identifiers it was given
+    /// (refs here), but ids are accepted too, should a tenant answer with those.
+    pub fn verdict(&self, employee_ref: &str, pluvo_id: Option<&str>) -> Result<(), String> {
+        let named = |list: &[String]| {
+            list.iter()
+                .any(|id| id == employee_ref || Some(id.as_str()) == pluvo_id)
+        };
+        if named(&self.failed) {
+            Err("Pluvo reported this user as failed (is the user archived, or unknown to Pluvo?)".to_owned())
+        } else if named(&self.done) || named(&self.already) {
+            Ok(())
+        } else {
+            Err("Pluvo's answer did not mention this user; the change is retried next run".to_owned())
+        }
+    }
+}
+
 /// A user as Pluvo has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteUser {

@@ -1,3 +1,5 @@
 //! The integration tests: one binary, one module per area.
 
+mod helpers;
 mod pluvo_client;
+mod sync_e2e;
