@@ -12,4 +12,5 @@ pub mod domain;
 pub mod engine;
 pub mod mapping;
 pub mod metrics;
+pub mod schedule;
 pub mod source;
