@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod domain;
 pub mod engine;
+pub mod lease;
 pub mod mapping;
 pub mod metrics;
 pub mod schedule;
