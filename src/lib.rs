@@ -14,4 +14,5 @@ pub mod lease;
 pub mod mapping;
 pub mod metrics;
 pub mod schedule;
+pub mod scheduler;
 pub mod source;
