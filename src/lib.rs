@@ -15,4 +15,5 @@ pub mod mapping;
 pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
+pub mod server;
 pub mod source;
