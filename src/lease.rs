@@ -353,12 +353,16 @@ pub(crate) mod testing {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
     pub(crate) async fn open(path: &Path) -> SqlitePool {
+        open_with(path, true).await
+    }
+
+    pub(crate) async fn open_with(path: &Path, foreign_keys: bool) -> SqlitePool {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .expect("sqlite url")
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(foreign_keys);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

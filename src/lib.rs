@@ -13,6 +13,7 @@ pub mod engine;
 pub mod lease;
 pub mod mapping;
 pub mod metrics;
+pub mod retention;
 pub mod schedule;
 pub mod scheduler;
 pub mod server;
