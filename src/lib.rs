@@ -6,8 +6,13 @@
 //! acknowledged) → `plan` (a pure diff) → `apply` (send the plan through `pluvo`) → `journal`
 //! (every run and operation, for auditors). `engine` runs one pass of that pipeline; `scheduler`
 //! and `server` decide when; `settings` and `telemetry` hold it together.
+//!
+//! Around the pipeline, for `pluvo-sync run`: `schedule` (cron in a time zone), `lease` (one run
+//! at a time, across processes), `retention` (pruning the journal), and `daemon`, which composes
+//! the scheduler and the admin listener and shuts them down gracefully.
 
 pub mod clock;
+pub mod daemon;
 pub mod domain;
 pub mod engine;
 pub mod lease;
