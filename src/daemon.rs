@@ -350,4 +350,114 @@ mod tests {
             .expect("exit 0");
         assert_eq!(launcher.aborted.load(Ordering::SeqCst), 1);
     }
+
+    /// The Dockerfile and compose.yaml cannot be built here (no Docker engine), so check what
+    /// can drift from the code: the binary and package they name, the paths they copy and use,
+    /// the stop timeout against the grace period, and that the dependency-layer stubs satisfy
+    /// cargo for the manifests as they are now.
+    mod container {
+        use std::path::Path;
+
+        use super::*;
+
+        const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+        fn read(name: &str) -> String {
+            std::fs::read_to_string(Path::new(ROOT).join(name)).unwrap()
+        }
+
+        #[test]
+        fn the_dockerfile_builds_and_runs_this_binary_with_its_paths() {
+            let dockerfile = read("Dockerfile");
+            let binary = env!("CARGO_PKG_NAME");
+            for expected in [
+                format!("cargo build --release --locked --package {binary}"),
+                format!("target/release/{binary} /out/{binary}"),
+                format!(r#"ENTRYPOINT ["{binary}"]"#),
+                r#"CMD ["run"]"#.to_owned(),
+                format!(r#"CMD ["{binary}", "healthcheck"]"#),
+                "ENV PLUVO_SYNC_CONFIG=/config/pluvo-sync.toml".to_owned(),
+                "USER 10001:10001".to_owned(),
+                r#"VOLUME ["/data"]"#.to_owned(),
+                format!(
+                    "EXPOSE {}",
+                    crate::server::DEFAULT_LISTEN.rsplit_once(':').unwrap().1
+                ),
+            ] {
+                assert!(
+                    dockerfile.contains(&expected),
+                    "Dockerfile lacks {expected:?}"
+                );
+            }
+            for line in dockerfile
+                .lines()
+                .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+            {
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                for source in &parts[1..parts.len() - 1] {
+                    assert!(
+                        Path::new(ROOT).join(source).exists(),
+                        "Dockerfile copies missing {source}"
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn compose_gives_the_daemon_longer_than_its_grace_period_to_stop() {
+            let compose = read("compose.yaml");
+            let stop = compose
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("stop_grace_period: "))
+                .expect("compose.yaml sets stop_grace_period");
+            let secs: u64 = stop.trim_end_matches('s').parse().unwrap();
+            assert!(Duration::from_secs(secs) > DEFAULT_SHUTDOWN_GRACE + LISTENER_DRAIN);
+            assert!(compose.contains("target: runtime") && compose.contains("target: sim"));
+            let dockerfile = read("Dockerfile");
+            assert!(dockerfile.contains(" AS runtime") && dockerfile.contains(" AS sim"));
+        }
+
+        #[test]
+        fn the_dependency_layer_stubs_satisfy_cargo() {
+            let dockerfile = read("Dockerfile");
+            let script: String = dockerfile
+                .split_once("RUN <<'STUBS'\n")
+                .and_then(|(_, rest)| rest.split_once("\nSTUBS\n"))
+                .expect("the STUBS heredoc")
+                .0
+                .to_owned();
+            let dir = tempfile::tempdir().unwrap();
+            // Exactly what the Dockerfile copies before the stubs.
+            for file in [
+                "Cargo.toml",
+                "Cargo.lock",
+                "build.rs",
+                "pluvo-sim/Cargo.toml",
+            ] {
+                let to = dir.path().join(file);
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(Path::new(ROOT).join(file), to).unwrap();
+            }
+            let stubbed = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .current_dir(dir.path())
+                .status()
+                .unwrap();
+            assert!(stubbed.success());
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            // `fetch` parses every target of every manifest (unlike `metadata`), and offline it only
+            // checks that the locked crates are already downloaded, as they are after a build.
+            let fetched = std::process::Command::new(cargo)
+                .args(["fetch", "--locked", "--offline"])
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                fetched.status.success(),
+                "cargo refuses the stubbed workspace: {}",
+                String::from_utf8_lossy(&fetched.stderr)
+            );
+        }
+    }
 }
