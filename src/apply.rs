@@ -397,7 +397,7 @@ impl Applier<'_> {
         for op in ops {
             outcome.count(op);
             self.metrics.inc(
-                crate::metrics::names::OPERATIONS,
+                crate::metrics::names::OPERATIONS_TOTAL,
                 vec![("kind", op.kind.to_owned()), ("status", op.status.as_str().to_owned())],
             );
         }

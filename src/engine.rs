@@ -354,7 +354,7 @@ impl Engine {
         if mapped.rejected.is_empty() {
             return;
         }
-        self.metrics.add(names::REJECTED_RECORDS, vec![], mapped.rejected.len() as f64);
+        self.metrics.add(names::REJECTED_RECORDS_TOTAL, vec![], mapped.rejected.len() as f64);
         let ops: Vec<OperationRecord> = mapped
             .rejected
             .iter()
@@ -386,12 +386,12 @@ impl Engine {
             tracing::error!(%error, "cannot record the end of the run");
         }
         let status = report.status.as_str().to_owned();
-        self.metrics.inc(names::RUNS, vec![("status", status.clone())]);
+        self.metrics.inc(names::RUNS_TOTAL, vec![("status", status.clone())]);
         self.metrics
             .set(names::RUN_DURATION, vec![("status", status)], report.duration_ms as f64 / 1000.0);
         if matches!(report.status, RunStatus::Ok | RunStatus::Partial) {
             self.metrics
-                .set(names::LAST_SUCCESS, vec![], self.clock.now().timestamp() as f64);
+                .set(names::LAST_SUCCESS_TIMESTAMP, vec![], self.clock.now().timestamp() as f64);
         }
         let summary = report.summary.unwrap_or_default();
         tracing::info!(

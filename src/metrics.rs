@@ -10,19 +10,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-/// Metric names, shared by the code that records them and the tests that read them.
-pub mod names {
-    pub const RUNS: &str = "pluvo_sync_runs_total";
-    pub const OPERATIONS: &str = "pluvo_sync_operations_total";
-    pub const LAST_SUCCESS: &str = "pluvo_sync_last_success_timestamp_seconds";
-    pub const RUN_DURATION: &str = "pluvo_sync_run_duration_seconds";
-    pub const REJECTED_RECORDS: &str = "pluvo_sync_rejected_records_total";
-    pub const SCHEDULED_SKIPPED: &str = "pluvo_sync_scheduled_runs_skipped_total";
-    pub const PLUVO_REQUESTS: &str = "pluvo_requests_total";
-    pub const PLUVO_RATE_LIMITED: &str = "pluvo_rate_limited_total";
-    pub const PLUVO_LIMITER_WAIT: &str = "pluvo_rate_limiter_wait_seconds_total";
-}
-
 /// Label pairs, e.g. `[("status", "429")]`.
 pub type Labels = Vec<(&'static str, String)>;
 
@@ -107,6 +94,101 @@ impl Metrics {
             let _ = writeln!(out, " {value}");
         }
         out
+    }
+}
+
+/// Metric names shared by the stages that record them and the `/metrics` endpoint, so a typo
+/// becomes a compile error instead of a silently empty series.
+pub mod names {
+    /// Runs finished, by `status` (ok, partial, failed, aborted).
+    pub const RUNS_TOTAL: &str = "pluvo_sync_runs_total";
+    /// Operations attempted, by `kind` (create, update, …) and `status` (ok, failed, skipped, rejected).
+    pub const OPERATIONS_TOTAL: &str = "pluvo_sync_operations_total";
+    /// Unix time of the last run that ended ok or partial.
+    pub const LAST_SUCCESS_TIMESTAMP: &str = "pluvo_sync_last_success_timestamp_seconds";
+    /// Duration of the last finished run, by `status`.
+    pub const RUN_DURATION: &str = "pluvo_sync_run_duration_seconds";
+    /// HTTP responses from Pluvo, by `status` code (or `error` when none arrived).
+    pub const PLUVO_REQUESTS_TOTAL: &str = "pluvo_requests_total";
+    /// Responses with HTTP 429 from Pluvo.
+    pub const PLUVO_RATE_LIMITED_TOTAL: &str = "pluvo_rate_limited_total";
+    /// Requests to Pluvo repeated after a retryable failure.
+    pub const PLUVO_RETRIES_TOTAL: &str = "pluvo_retries_total";
+    /// Seconds spent waiting on the client-side rate limiter.
+    pub const RATE_LIMITER_WAIT_SECONDS_TOTAL: &str = "pluvo_rate_limiter_wait_seconds_total";
+    /// Source records rejected by mapping (bad email, missing ref, …).
+    pub const REJECTED_RECORDS_TOTAL: &str = "pluvo_sync_rejected_records_total";
+    /// Scheduled fires that did not start a run, by `reason` (busy, error).
+    pub const SCHEDULED_RUNS_SKIPPED_TOTAL: &str = "pluvo_sync_scheduled_runs_skipped_total";
+    /// Runs in the journal, by `status`, counted from the database at scrape time.
+    pub const JOURNAL_RUNS: &str = "pluvo_sync_journal_runs";
+    /// 1 while a run holds the run lease (in any process), else 0; read at scrape time.
+    pub const RUN_IN_PROGRESS: &str = "pluvo_sync_run_in_progress";
+}
+
+/// Registers type and help text for every metric in [`names`], so `/metrics` explains itself.
+pub fn describe_all(metrics: &Metrics) {
+    use names::*;
+    let all: [(&'static str, Kind, &'static str); 12] = [
+        (
+            RUNS_TOTAL,
+            Kind::Counter,
+            "Runs finished since start, by status.",
+        ),
+        (
+            OPERATIONS_TOTAL,
+            Kind::Counter,
+            "Operations attempted since start, by kind and status.",
+        ),
+        (
+            LAST_SUCCESS_TIMESTAMP,
+            Kind::Gauge,
+            "Unix time of the last run that ended ok or partial.",
+        ),
+        (
+            RUN_DURATION,
+            Kind::Gauge,
+            "Duration in seconds of the last finished run, by status.",
+        ),
+        (
+            PLUVO_REQUESTS_TOTAL,
+            Kind::Counter,
+            "HTTP responses from Pluvo, by status code.",
+        ),
+        (
+            PLUVO_RATE_LIMITED_TOTAL,
+            Kind::Counter,
+            "HTTP 429 responses from Pluvo.",
+        ),
+        (
+            PLUVO_RETRIES_TOTAL,
+            Kind::Counter,
+            "Requests to Pluvo repeated after a retryable failure.",
+        ),
+        (
+            RATE_LIMITER_WAIT_SECONDS_TOTAL,
+            Kind::Counter,
+            "Seconds spent waiting on the client-side rate limiter.",
+        ),
+        (
+            REJECTED_RECORDS_TOTAL,
+            Kind::Counter,
+            "Source records rejected by mapping.",
+        ),
+        (
+            SCHEDULED_RUNS_SKIPPED_TOTAL,
+            Kind::Counter,
+            "Scheduled fires that started no run, by reason.",
+        ),
+        (JOURNAL_RUNS, Kind::Gauge, "Runs in the journal, by status."),
+        (
+            RUN_IN_PROGRESS,
+            Kind::Gauge,
+            "1 while a run holds the run lease, in any process.",
+        ),
+    ];
+    for (name, kind, help) in all {
+        metrics.describe(name, kind, help);
     }
 }
 

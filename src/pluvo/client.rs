@@ -36,9 +36,9 @@ use super::types::{
 use crate::domain::{Email, EmployeeRef, GroupRef};
 use crate::metrics::{Kind, Metrics};
 
-pub(crate) const REQUESTS: &str = "pluvo_requests_total";
-pub(crate) const RATE_LIMITED: &str = "pluvo_rate_limited_total";
-pub(crate) const RETRIES: &str = "pluvo_retries_total";
+pub(crate) const REQUESTS: &str = crate::metrics::names::PLUVO_REQUESTS_TOTAL;
+pub(crate) const RATE_LIMITED: &str = crate::metrics::names::PLUVO_RATE_LIMITED_TOTAL;
+pub(crate) const RETRIES: &str = crate::metrics::names::PLUVO_RETRIES_TOTAL;
 
 /// How often one call may renew a refused token before giving up: once is enough for an expired
 /// token; a second refusal of a fresh token means missing rights, not staleness.

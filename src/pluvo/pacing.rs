@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::PluvoError;
 use crate::metrics::{Kind, Metrics};
 
-pub(crate) const LIMITER_WAIT: &str = "pluvo_rate_limiter_wait_seconds_total";
+pub(crate) const LIMITER_WAIT: &str = crate::metrics::names::RATE_LIMITER_WAIT_SECONDS_TOTAL;
 
 /// The longest `Retry-After` honoured as given; a larger value is taken as this. It keeps a
 /// misconfigured proxy from parking a run for hours.
