@@ -44,7 +44,10 @@ fn desired(i: usize) -> DesiredUser {
 fn acknowledged(d: &DesiredUser) -> SnapshotUser {
     SnapshotUser {
         employee_ref: d.employee_ref.clone(),
-        pluvo_id: Some(format!("00000000-0000-4000-8000-{:012}", d.employee_ref.as_str().len())),
+        pluvo_id: Some(format!(
+            "00000000-0000-4000-8000-{:012}",
+            d.employee_ref.as_str().len()
+        )),
         email: d.email.clone(),
         name: d.name.clone(),
         roles: d.roles.clone(),
@@ -109,7 +112,10 @@ fn main() {
     let result = last.expect("planned at least once");
 
     println!("plan: {PEOPLE} employees against a {PEOPLE}-person snapshot");
-    println!("  inputs built in      {:>8.1} ms", built_in.as_secs_f64() * 1e3);
+    println!(
+        "  inputs built in      {:>8.1} ms",
+        built_in.as_secs_f64() * 1e3
+    );
     println!(
         "  plan (best / median / worst of 5) {:.1} / {:.1} / {:.1} ms",
         timings[0].as_secs_f64() * 1e3,
@@ -126,7 +132,9 @@ fn main() {
         result.summary.operations
     );
     match (rss_inputs, peak_rss_mb()) {
-        (Some(inputs), Some(peak)) => println!("  peak RSS {peak:.0} MB (of which inputs {inputs:.0} MB)"),
+        (Some(inputs), Some(peak)) => {
+            println!("  peak RSS {peak:.0} MB (of which inputs {inputs:.0} MB)")
+        }
         _ => println!("  peak RSS unavailable (no /proc)"),
     }
 }

@@ -15,6 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+// Boxing each call's future erases its borrowed lifetimes, which lets the compiler prove the
+// whole run is `Send` (needed to spawn it) where the unboxed stream hits rust-lang/rust#102211.
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
@@ -58,7 +62,10 @@ impl ApplyOutcome {
                         "{} {}{}: {}",
                         op.kind,
                         op.employee_ref.as_deref().unwrap_or("?"),
-                        op.target.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
+                        op.target
+                            .as_deref()
+                            .map(|t| format!(" ({t})"))
+                            .unwrap_or_default(),
                         op.error.as_deref().unwrap_or("unknown error"),
                     ));
                 }
@@ -85,9 +92,12 @@ impl Applier<'_> {
         self.progress.set_length(plan.summary.operations as u64);
         let mut blocked: BTreeSet<EmployeeRef> = BTreeSet::new();
 
-        self.users_phase(plan, snapshot, &mut blocked, &mut outcome).await;
-        self.categories_phase(plan, snapshot, &mut blocked, &mut outcome).await;
-        self.memberships_phase(plan, snapshot, &blocked, &mut outcome).await;
+        self.users_phase(plan, snapshot, &mut blocked, &mut outcome)
+            .await;
+        self.categories_phase(plan, snapshot, &mut blocked, &mut outcome)
+            .await;
+        self.memberships_phase(plan, snapshot, &blocked, &mut outcome)
+            .await;
 
         if self.cancel.is_cancelled() {
             outcome.aborted = true;
@@ -109,18 +119,28 @@ impl Applier<'_> {
             .filter_map(|p| p.user.as_ref().map(|change| (&p.employee_ref, change)))
             .collect();
         let chunks: Vec<_> = work.chunks(self.client.batch_size().max(1)).collect();
-        let mut results = stream::iter(chunks.into_iter().map(|chunk| async move {
-            let items: Vec<UserUpsert> = chunk
-                .iter()
-                .map(|(employee_ref, change)| upsert_for(employee_ref, change))
-                .collect();
-            let batch = self.client.upsert_users(&items).await;
-            (chunk, batch)
-        }))
-        .buffered(self.client.concurrency().max(1));
+        let calls: Vec<BoxFuture<'_, _>> = chunks
+            .into_iter()
+            .map(|chunk| {
+                async move {
+                    let items: Vec<UserUpsert> = chunk
+                        .iter()
+                        .map(|(employee_ref, change)| upsert_for(employee_ref, change))
+                        .collect();
+                    let batch = self.client.upsert_users(&items).await;
+                    (chunk, batch)
+                }
+                .boxed()
+            })
+            .collect();
+        let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
         while let Some((chunk, batch)) = self.next_unless_cancelled(&mut results).await {
-            let Batch { attempts, elapsed, items } = batch;
+            let Batch {
+                attempts,
+                elapsed,
+                items,
+            } = batch;
             let mut ops = Vec::with_capacity(chunk.len());
             let mut acked = Vec::new();
             for ((employee_ref, change), result) in chunk.iter().zip(items) {
@@ -128,7 +148,9 @@ impl Applier<'_> {
                     (Err(error), UserChange::Create { user }) if error.is_field_error() => {
                         self.adopt(employee_ref, user, error).await
                     }
-                    (result, _) => result.map(|user| (user, change.kind())).map_err(|e| e.to_string()),
+                    (result, _) => result
+                        .map(|user| (user, change.kind()))
+                        .map_err(|e| e.to_string()),
                 };
                 let mut op = OperationRecord {
                     employee_ref: Some(employee_ref.to_string()),
@@ -143,7 +165,12 @@ impl Applier<'_> {
                 match result {
                     Ok((remote, kind)) => {
                         op.kind = kind;
-                        acked.extend(acknowledge_user(snapshot.get(*employee_ref), employee_ref, change, &remote));
+                        acked.extend(acknowledge_user(
+                            snapshot.get(*employee_ref),
+                            employee_ref,
+                            change,
+                            &remote,
+                        ));
                     }
                     Err(error) => {
                         op.status = OpStatus::Failed;
@@ -169,7 +196,11 @@ impl Applier<'_> {
         let existing = match self.client.find_user_by_email(&desired.email).await {
             Ok(Some(existing)) => existing,
             Ok(None) => return Err(original.to_string()),
-            Err(error) => return Err(format!("{original}; looking up the e-mail address also failed: {error}")),
+            Err(error) => {
+                return Err(format!(
+                    "{original}; looking up the e-mail address also failed: {error}"
+                ));
+            }
         };
         match existing.r#ref.as_deref() {
             Some(other) if other != employee_ref.as_str() => Err(format!(
@@ -182,10 +213,15 @@ impl Applier<'_> {
                     selector: Selector::Email(desired.email.clone()),
                     fields: new_user_fields(employee_ref, desired),
                 };
-                let batch = self.client.upsert_users(std::slice::from_ref(&upsert)).await;
+                let batch = self
+                    .client
+                    .upsert_users(std::slice::from_ref(&upsert))
+                    .await;
                 match batch.items.into_iter().next() {
                     Some(Ok(user)) => Ok((user, "adopt")),
-                    Some(Err(error)) => Err(format!("adopting the existing account failed: {error}")),
+                    Some(Err(error)) => {
+                        Err(format!("adopting the existing account failed: {error}"))
+                    }
                     None => Err(original.to_string()),
                 }
             }
@@ -205,21 +241,35 @@ impl Applier<'_> {
             .filter(|p| !p.categories.is_empty())
             .map(|p| (&p.employee_ref, &p.categories))
             .collect();
-        let (ready, skipped): (Vec<_>, Vec<_>) = work.into_iter().partition(|(r, _)| !blocked.contains(*r));
-        self.skip(skipped.iter().map(|(r, _)| (*r, "categories", None)), outcome).await;
+        let (ready, skipped): (Vec<_>, Vec<_>) =
+            work.into_iter().partition(|(r, _)| !blocked.contains(*r));
+        self.skip(
+            skipped.iter().map(|(r, _)| (*r, "categories", None)),
+            outcome,
+        )
+        .await;
 
         let chunks: Vec<_> = ready.chunks(self.client.batch_size().max(1)).collect();
-        let mut results = stream::iter(chunks.into_iter().map(|chunk| async move {
-            let items: Vec<CategoryUpdate> = chunk
-                .iter()
-                .map(|(employee_ref, changes)| CategoryUpdate {
-                    user: (*employee_ref).clone(),
-                    values: changes.iter().map(|c| (c.category.clone(), c.after.clone())).collect(),
-                })
-                .collect();
-            (chunk, self.client.set_category_values(&items).await)
-        }))
-        .buffered(self.client.concurrency().max(1));
+        let calls: Vec<BoxFuture<'_, _>> = chunks
+            .into_iter()
+            .map(|chunk| {
+                async move {
+                    let items: Vec<CategoryUpdate> = chunk
+                        .iter()
+                        .map(|(employee_ref, changes)| CategoryUpdate {
+                            user: (*employee_ref).clone(),
+                            values: changes
+                                .iter()
+                                .map(|c| (c.category.clone(), c.after.clone()))
+                                .collect(),
+                        })
+                        .collect();
+                    (chunk, self.client.set_category_values(&items).await)
+                }
+                .boxed()
+            })
+            .collect();
+        let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
         while let Some((chunk, batch)) = self.next_unless_cancelled(&mut results).await {
             let mut ops = Vec::with_capacity(chunk.len());
@@ -244,7 +294,8 @@ impl Applier<'_> {
                     (Ok(()), Some(before)) => {
                         let mut next = before.clone();
                         for change in changes.iter() {
-                            next.categories.insert(change.category.clone(), change.after.clone());
+                            next.categories
+                                .insert(change.category.clone(), change.after.clone());
                         }
                         acked.push(next);
                     }
@@ -272,9 +323,11 @@ impl Applier<'_> {
         let mut calls: Vec<(&GroupRef, bool, Vec<EmployeeRef>)> = Vec::new();
         for (group, changes) in &plan.groups {
             for (adding, refs) in [(false, &changes.remove), (true, &changes.add)] {
-                let (ready, held): (Vec<_>, Vec<_>) = refs.iter().partition(|r| !blocked.contains(*r));
+                let (ready, held): (Vec<_>, Vec<_>) =
+                    refs.iter().partition(|r| !blocked.contains(*r));
                 let kind = if adding { "group_add" } else { "group_remove" };
-                self.skip(held.into_iter().map(|r| (r, kind, Some(group))), outcome).await;
+                self.skip(held.into_iter().map(|r| (r, kind, Some(group))), outcome)
+                    .await;
                 for chunk in ready.chunks(MEMBERSHIP_BATCH) {
                     calls.push((group, adding, chunk.iter().map(|r| (*r).clone()).collect()));
                 }
@@ -282,18 +335,26 @@ impl Applier<'_> {
         }
         calls.sort_by_key(|(_, adding, _)| *adding);
 
-        let mut results = stream::iter(calls.into_iter().map(|(group, adding, refs)| async move {
-            let started = Instant::now();
-            let result = if adding {
-                self.client.add_to_group(group, &refs).await
-            } else {
-                self.client.remove_from_group(group, &refs).await
-            };
-            (group, adding, refs, result, started.elapsed())
-        }))
-        .buffered(self.client.concurrency().max(1));
+        let calls: Vec<BoxFuture<'_, _>> = calls
+            .into_iter()
+            .map(|(group, adding, refs)| {
+                async move {
+                    let started = Instant::now();
+                    let result = if adding {
+                        self.client.add_to_group(group, &refs).await
+                    } else {
+                        self.client.remove_from_group(group, &refs).await
+                    };
+                    (group, adding, refs, result, started.elapsed())
+                }
+                .boxed()
+            })
+            .collect();
+        let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
-        while let Some((group, adding, refs, result, elapsed)) = self.next_unless_cancelled(&mut results).await {
+        while let Some((group, adding, refs, result, elapsed)) =
+            self.next_unless_cancelled(&mut results).await
+        {
             let kind = if adding { "group_add" } else { "group_remove" };
             let mut ops = Vec::with_capacity(refs.len());
             let mut acked = Vec::new();
@@ -311,7 +372,12 @@ impl Applier<'_> {
                 let verdict = match &result {
                     Ok(membership) => {
                         op.attempts = membership.attempts;
-                        membership.verdict(employee_ref.as_str(), snapshot.get(employee_ref).and_then(|s| s.pluvo_id.as_deref()))
+                        membership.verdict(
+                            employee_ref.as_str(),
+                            snapshot
+                                .get(employee_ref)
+                                .and_then(|s| s.pluvo_id.as_deref()),
+                        )
                     }
                     Err(error) => Err(error.to_string()),
                 };
@@ -339,7 +405,10 @@ impl Applier<'_> {
 
     /// The next finished call, or `None` once shutdown was requested: calls in flight are dropped
     /// unacknowledged (they are idempotent and the next run repeats them), no new ones start.
-    async fn next_unless_cancelled<S: futures::Stream + Unpin>(&self, results: &mut S) -> Option<S::Item> {
+    async fn next_unless_cancelled<S: futures::Stream + Unpin>(
+        &self,
+        results: &mut S,
+    ) -> Option<S::Item> {
         if self.cancel.is_cancelled() {
             return None;
         }
@@ -388,7 +457,9 @@ impl Applier<'_> {
             // (idempotent) calls.
             tracing::error!(%error, operations = ops.len(), "cannot write the journal");
             outcome.failed += ops.len() as u64;
-            outcome.errors.push(format!("journal write failed: {error}"));
+            outcome
+                .errors
+                .push(format!("journal write failed: {error}"));
             return;
         }
         for user in acked {
@@ -398,7 +469,10 @@ impl Applier<'_> {
             outcome.count(op);
             self.metrics.inc(
                 crate::metrics::names::OPERATIONS_TOTAL,
-                vec![("kind", op.kind.to_owned()), ("status", op.status.as_str().to_owned())],
+                vec![
+                    ("kind", op.kind.to_owned()),
+                    ("status", op.status.as_str().to_owned()),
+                ],
             );
         }
         self.progress.inc(ops.len() as u64);
@@ -441,7 +515,9 @@ fn apply_fields(fields: &mut UserFields, changes: &[FieldChange]) {
         match change {
             FieldChange::Name { after, .. } => fields.name = Some(after.clone()),
             FieldChange::Email { after, .. } => fields.email = Some(after.clone()),
-            FieldChange::Roles { after, .. } => fields.roles = Some(after.iter().copied().collect()),
+            FieldChange::Roles { after, .. } => {
+                fields.roles = Some(after.iter().copied().collect())
+            }
             FieldChange::Language { after, .. } => fields.language = Some(*after),
         }
     }
@@ -450,10 +526,18 @@ fn apply_fields(fields: &mut UserFields, changes: &[FieldChange]) {
 /// The `changes` column for a user operation: `[{field, before, after}]`.
 fn user_changes_json(change: &UserChange) -> Value {
     let field = |c: &FieldChange| match c {
-        FieldChange::Name { before, after } => json!({"field": "name", "before": before, "after": after}),
-        FieldChange::Email { before, after } => json!({"field": "email", "before": before, "after": after}),
-        FieldChange::Roles { before, after } => json!({"field": "roles", "before": before, "after": after}),
-        FieldChange::Language { before, after } => json!({"field": "language", "before": before, "after": after}),
+        FieldChange::Name { before, after } => {
+            json!({"field": "name", "before": before, "after": after})
+        }
+        FieldChange::Email { before, after } => {
+            json!({"field": "email", "before": before, "after": after})
+        }
+        FieldChange::Roles { before, after } => {
+            json!({"field": "roles", "before": before, "after": after})
+        }
+        FieldChange::Language { before, after } => {
+            json!({"field": "language", "before": before, "after": after})
+        }
     };
     match change {
         UserChange::Create { user } => json!([
@@ -468,7 +552,9 @@ fn user_changes_json(change: &UserChange) -> Value {
             all.push(json!({"field": "archived", "before": true, "after": false}));
             Value::Array(all)
         }
-        UserChange::Archive { why } => json!([{"field": "archived", "before": false, "after": true, "why": why}]),
+        UserChange::Archive { why } => {
+            json!([{"field": "archived", "before": false, "after": true, "why": why}])
+        }
     }
 }
 

@@ -160,7 +160,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(settings: Arc<Settings>, journal: Journal, client: PluvoClient, metrics: Arc<Metrics>, clock: SharedClock) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        journal: Journal,
+        client: PluvoClient,
+        metrics: Arc<Metrics>,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             settings,
             journal,
@@ -199,7 +205,11 @@ impl Engine {
         let rows_read = data.records.len() + data.rejected.len();
         let mapped = self.settings.mapping.map(data);
         let snapshot = crate::snapshot::load(self.journal.pool()).await?;
-        let today = self.clock.now().with_timezone(&self.settings.time_zone).date_naive();
+        let today = self
+            .clock
+            .now()
+            .with_timezone(&self.settings.time_zone)
+            .date_naive();
         let mut policy = self.settings.policy.clone();
         policy.allow_mass_archive = options.allow_mass_archive;
         let plan = crate::plan::plan(&snapshot, &mapped, &self.settings.mapping, &policy, today);
@@ -222,7 +232,9 @@ impl Engine {
         cancel: CancellationToken,
     ) -> RunReport {
         let span = tracing::info_span!("run", %run_id, %trigger);
-        self.run_inner(run_id, trigger, options, cancel).instrument(span).await
+        self.run_inner(run_id, trigger, options, cancel)
+            .instrument(span)
+            .await
     }
 
     async fn run_inner(
@@ -249,11 +261,20 @@ impl Engine {
 
         match self.journal.close_orphaned_runs().await {
             Ok(0) => {}
-            Ok(closed) => tracing::warn!(closed, "marked runs left behind by a stopped process as aborted"),
+            Ok(closed) => tracing::warn!(
+                closed,
+                "marked runs left behind by a stopped process as aborted"
+            ),
             Err(error) => tracing::warn!(%error, "cannot close orphaned runs"),
         }
-        if let Err(error) = self.journal.start_run(&run_id, trigger, &self.settings.source.describe()).await {
-            report.errors.push(format!("cannot write the journal: {error}"));
+        if let Err(error) = self
+            .journal
+            .start_run(&run_id, trigger, &self.settings.source.describe())
+            .await
+        {
+            report
+                .errors
+                .push(format!("cannot write the journal: {error}"));
             return self.finish(report, totals, started).await;
         }
         tracing::info!("run started");
@@ -310,8 +331,10 @@ impl Engine {
 
         let progress = if options.progress {
             ProgressBar::new(0).with_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} operations ({eta} left)")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} operations ({eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             )
         } else {
             ProgressBar::hidden()
@@ -333,15 +356,21 @@ impl Engine {
         totals.ops_failed = outcome.failed;
         totals.ops_skipped = outcome.skipped;
 
-        let remaining = totals.ops_planned.saturating_sub(outcome.ok + outcome.failed + outcome.skipped);
+        let remaining = totals
+            .ops_planned
+            .saturating_sub(outcome.ok + outcome.failed + outcome.skipped);
         report.status = if outcome.aborted {
-            report
-                .errors
-                .insert(0, format!("aborted by shutdown; {remaining} operation(s) remained for the next run"));
+            report.errors.insert(
+                0,
+                format!("aborted by shutdown; {remaining} operation(s) remained for the next run"),
+            );
             RunStatus::Aborted
         } else if outcome.failed > 0 && outcome.ok == 0 {
             RunStatus::Failed
-        } else if outcome.failed > 0 || !mapped.rejected.is_empty() || plan.withheld_archives.is_some() {
+        } else if outcome.failed > 0
+            || !mapped.rejected.is_empty()
+            || plan.withheld_archives.is_some()
+        {
             RunStatus::Partial
         } else {
             RunStatus::Ok
@@ -354,7 +383,11 @@ impl Engine {
         if mapped.rejected.is_empty() {
             return;
         }
-        self.metrics.add(names::REJECTED_RECORDS_TOTAL, vec![], mapped.rejected.len() as f64);
+        self.metrics.add(
+            names::REJECTED_RECORDS_TOTAL,
+            vec![],
+            mapped.rejected.len() as f64,
+        );
         let ops: Vec<OperationRecord> = mapped
             .rejected
             .iter()
@@ -377,21 +410,50 @@ impl Engine {
         }
     }
 
-    async fn finish(&self, mut report: RunReport, mut totals: RunTotals, started: Instant) -> RunReport {
+    async fn finish(
+        &self,
+        mut report: RunReport,
+        mut totals: RunTotals,
+        started: Instant,
+    ) -> RunReport {
         report.duration_ms = started.elapsed().as_millis() as u64;
         if !report.errors.is_empty() {
             totals.error_summary = Some(report.errors.join("\n"));
         }
-        if let Err(error) = self.journal.finish_run(&report.run_id, report.status, &totals).await {
+        if let Err(error) = self
+            .journal
+            .finish_run(&report.run_id, report.status, &totals)
+            .await
+        {
             tracing::error!(%error, "cannot record the end of the run");
         }
+        let cutoff =
+            crate::retention::cutoff(self.clock.now(), self.settings.journal.retention_days);
+        match crate::retention::prune(self.journal.pool(), cutoff).await {
+            Ok(pruned) if pruned.runs > 0 => {
+                tracing::info!(
+                    runs = pruned.runs,
+                    operations = pruned.operations,
+                    "pruned the journal"
+                )
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot prune the journal"),
+        }
         let status = report.status.as_str().to_owned();
-        self.metrics.inc(names::RUNS_TOTAL, vec![("status", status.clone())]);
         self.metrics
-            .set(names::RUN_DURATION, vec![("status", status)], report.duration_ms as f64 / 1000.0);
+            .inc(names::RUNS_TOTAL, vec![("status", status.clone())]);
+        self.metrics.set(
+            names::RUN_DURATION,
+            vec![("status", status)],
+            report.duration_ms as f64 / 1000.0,
+        );
         if matches!(report.status, RunStatus::Ok | RunStatus::Partial) {
-            self.metrics
-                .set(names::LAST_SUCCESS_TIMESTAMP, vec![], self.clock.now().timestamp() as f64);
+            self.metrics.set(
+                names::LAST_SUCCESS_TIMESTAMP,
+                vec![],
+                self.clock.now().timestamp() as f64,
+            );
         }
         let summary = report.summary.unwrap_or_default();
         tracing::info!(
@@ -408,5 +470,57 @@ impl Engine {
             "run finished"
         );
         report
+    }
+}
+
+/// The daemon starts runs through this: take the lease, then run in the background.
+impl crate::scheduler::Launcher for Engine {
+    fn launch(
+        &self,
+        trigger: Trigger,
+        cancel: CancellationToken,
+    ) -> crate::scheduler::BoxFuture<
+        '_,
+        Result<crate::scheduler::Launched, crate::scheduler::LaunchError>,
+    > {
+        use crate::scheduler::{LaunchError, Launched};
+        Box::pin(async move {
+            let run_id = uuid::Uuid::new_v4().to_string();
+            let lease =
+                crate::lease::Lease::for_runs(self.journal.pool().clone(), self.clock.clone());
+            let guard = match lease.try_acquire(&run_id).await {
+                Ok(Some(guard)) => guard,
+                Ok(None) => {
+                    let holder = lease.holder().await.ok().flatten();
+                    return Err(LaunchError::Busy { holder });
+                }
+                Err(error) => return Err(LaunchError::Failed(error.into())),
+            };
+            let engine = self.clone();
+            let id = run_id.clone();
+            let done = tokio::spawn(async move {
+                // Losing the lease (another process took it over after we stalled) stops the run
+                // like a shutdown does: two runs must never write at once.
+                let stop = cancel.child_token();
+                let lost = guard.lost();
+                let watcher = {
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        lost.cancelled().await;
+                        tracing::error!("the run lease was taken over; stopping this run");
+                        stop.cancel();
+                    })
+                };
+                let report = engine
+                    .run_once(id, trigger, RunOptions::default(), stop)
+                    .await;
+                watcher.abort();
+                if let Err(error) = guard.release().await {
+                    tracing::warn!(%error, "cannot release the run lease; it expires by itself");
+                }
+                report.status
+            });
+            Ok(Launched { run_id, done })
+        })
     }
 }

@@ -590,7 +590,11 @@ fn guard_archives(
     // Rounded down: the percentage is a ceiling, not a target.
     let by_percent = (policy.guard.max_percent / 100.0 * active_users as f64).floor() as usize;
     let limit = policy.guard.max_people.max(by_percent);
-    let unidentified = mapped.rejected.iter().filter(|r| r.employee_ref.is_none()).count();
+    let unidentified = mapped
+        .rejected
+        .iter()
+        .filter(|r| r.employee_ref.is_none())
+        .count();
 
     let (reason, withhold_all) = if mapped.people.is_empty() && mapped.held.is_empty() {
         ("the source lists no employees at all".to_owned(), true)
@@ -611,7 +615,13 @@ fn guard_archives(
         return None;
     };
     let before = people.len();
-    people.retain(|p| if withhold_all { !is_archive(p) } else { !is_absent(p) });
+    people.retain(|p| {
+        if withhold_all {
+            !is_archive(p)
+        } else {
+            !is_absent(p)
+        }
+    });
     Some(WithheldArchives {
         would_archive: before - people.len(),
         active_users,

@@ -14,6 +14,8 @@ use serde::Deserialize;
 use crate::mapping::{MappingRules, MappingSettings};
 use crate::plan::{ArchiveGuard, Leavers, Policy};
 use crate::pluvo::{PluvoSettings, ResolvedPluvo};
+use crate::schedule::ScheduleSettings;
+use crate::server::ServerSettings;
 use crate::source::Source;
 use crate::source::csv::{CsvSettings, CsvSource};
 use crate::source::rest::{RestSettings, RestSource};
@@ -33,6 +35,28 @@ pub struct RawSettings {
     pub journal: JournalSettings,
     #[serde(default)]
     pub log: LogSettings,
+    /// Only `pluvo-sync run` needs a schedule.
+    pub schedule: Option<ScheduleSettings>,
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub service: ServiceSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSettings {
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish before the process
+    /// exits anyway.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            shutdown_grace_secs: 10,
+        }
+    }
 }
 
 /// Exactly one of `[source.csv]` and `[source.rest]`.
@@ -78,7 +102,9 @@ pub struct JournalSettings {
 
 impl Default for JournalSettings {
     fn default() -> Self {
-        Self { retention_days: 400 }
+        Self {
+            retention_days: 400,
+        }
     }
 }
 
@@ -155,6 +181,11 @@ pub struct Settings {
     pub policy: Policy,
     pub journal: JournalSettings,
     pub log: LogSettings,
+    /// Resolved by `pluvo-sync run` only, against the clock at start-up.
+    pub schedule: Option<ScheduleSettings>,
+    /// Resolved by `pluvo-sync run` only: `sync` needs no trigger token.
+    pub server: ServerSettings,
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// The configured source, built: secrets read, URLs parsed.
@@ -173,7 +204,10 @@ impl ResolvedSource {
     }
 
     /// Reads every record; see [`Source::read`].
-    pub async fn read(&self, required: &[String]) -> Result<crate::source::SourceData, crate::source::SourceError> {
+    pub async fn read(
+        &self,
+        required: &[String],
+    ) -> Result<crate::source::SourceData, crate::source::SourceError> {
         match self {
             ResolvedSource::Csv(source) => source.read(required).await,
             ResolvedSource::Rest(source) => source.read(required).await,
@@ -183,8 +217,9 @@ impl ResolvedSource {
 
 /// Parses a time zone name, e.g. `Europe/Amsterdam`, naming `key` when it is not one.
 pub fn parse_time_zone(key: &str, name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>()
-        .map_err(|_| format!("{key}: '{name}' is not an IANA time zone (e.g. Europe/Amsterdam, UTC)"))
+    name.parse::<Tz>().map_err(|_| {
+        format!("{key}: '{name}' is not an IANA time zone (e.g. Europe/Amsterdam, UTC)")
+    })
 }
 
 impl RawSettings {
@@ -216,7 +251,9 @@ impl RawSettings {
                     .ok()
             }
             (Some(_), Some(_)) => {
-                problems.push("source: configure either [source.csv] or [source.rest], not both".to_owned());
+                problems.push(
+                    "source: configure either [source.csv] or [source.rest], not both".to_owned(),
+                );
                 None
             }
             (None, None) => {
@@ -241,22 +278,29 @@ impl RawSettings {
         }
 
         match (source, mapping, pluvo, time_zone) {
-            (Some(source), Some(mapping), Some(pluvo), Some(time_zone)) if problems.is_empty() => Ok(Settings {
-                source,
-                mapping,
-                pluvo,
-                database: self.sync.database,
-                time_zone,
-                policy: Policy {
-                    leavers: self.sync.leavers,
-                    archive_after_end_days: self.sync.archive_after_end_days,
-                    preboarding_days: self.sync.preboarding_days,
-                    guard,
-                    allow_mass_archive: false,
-                },
-                journal: self.journal,
-                log: self.log,
-            }),
+            (Some(source), Some(mapping), Some(pluvo), Some(time_zone)) if problems.is_empty() => {
+                Ok(Settings {
+                    source,
+                    mapping,
+                    pluvo,
+                    database: self.sync.database,
+                    time_zone,
+                    policy: Policy {
+                        leavers: self.sync.leavers,
+                        archive_after_end_days: self.sync.archive_after_end_days,
+                        preboarding_days: self.sync.preboarding_days,
+                        guard,
+                        allow_mass_archive: false,
+                    },
+                    journal: self.journal,
+                    log: self.log,
+                    schedule: self.schedule,
+                    server: self.server,
+                    shutdown_grace: std::time::Duration::from_secs(
+                        self.service.shutdown_grace_secs,
+                    ),
+                })
+            }
             _ => Err(SettingsError::Invalid(problems)),
         }
     }

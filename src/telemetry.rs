@@ -14,7 +14,11 @@ pub fn init(format: LogFormat, level: &str) {
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"))
         // The cron library narrates its internals at info.
-        .add_directive("tokio_cron_scheduler=warn".parse().unwrap_or_else(|_| unreachable_directive()));
+        .add_directive(
+            "tokio_cron_scheduler=warn"
+                .parse()
+                .unwrap_or_else(|_| unreachable_directive()),
+        );
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -25,7 +29,11 @@ pub fn init(format: LogFormat, level: &str) {
         .with_writer(std::io::stderr);
     // A second init (tests) is not an error worth reporting.
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
     } else {
         builder.with_target(false).try_init()
     };

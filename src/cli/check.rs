@@ -105,16 +105,26 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     match client.groups().await {
         Ok(groups) => {
             let known: BTreeSet<String> = groups.iter().filter_map(|g| g.r#ref.clone()).collect();
-            let missing: Vec<&String> = produced_groups.iter().filter(|g| !known.contains(*g)).collect();
+            let missing: Vec<&String> = produced_groups
+                .iter()
+                .filter(|g| !known.contains(*g))
+                .collect();
             findings.push(Finding {
                 check: "groups",
                 ok: missing.is_empty(),
                 detail: if missing.is_empty() {
-                    format!("all {} groups the mapping produces exist", produced_groups.len())
+                    format!(
+                        "all {} groups the mapping produces exist",
+                        produced_groups.len()
+                    )
                 } else {
                     format!(
                         "missing in Pluvo (an administrator must create them, with these refs): {}",
-                        missing.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                        missing
+                            .iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 },
             });
@@ -136,17 +146,27 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             for rule in context.settings.mapping.categories() {
                 let (category, kind) = (rule.category_ref(), rule.kind());
                 match by_ref.get(category.as_str()) {
-                    None => problems.push(format!("custom field '{category}' does not exist for users")),
-                    Some(remote) if !kind.matches_pluvo_type(&remote.category_type) => problems.push(format!(
-                        "custom field '{category}' is {} in Pluvo but mapped as {}",
-                        remote.category_type,
-                        kind.type_name()
+                    None => problems.push(format!(
+                        "custom field '{category}' does not exist for users"
                     )),
+                    Some(remote) if !kind.matches_pluvo_type(&remote.category_type) => problems
+                        .push(format!(
+                            "custom field '{category}' is {} in Pluvo but mapped as {}",
+                            remote.category_type,
+                            kind.type_name()
+                        )),
                     Some(remote) => {
-                        let options: BTreeSet<&str> = remote.choices.iter().map(String::as_str).collect();
-                        for choice in produced_choices.get(category.as_str()).into_iter().flatten() {
+                        let options: BTreeSet<&str> =
+                            remote.choices.iter().map(String::as_str).collect();
+                        for choice in produced_choices
+                            .get(category.as_str())
+                            .into_iter()
+                            .flatten()
+                        {
                             if !options.contains(choice.as_str()) {
-                                problems.push(format!("custom field '{category}' has no option '{choice}'"));
+                                problems.push(format!(
+                                    "custom field '{category}' has no option '{choice}'"
+                                ));
                             }
                         }
                     }
@@ -156,7 +176,10 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
                 check: "custom fields",
                 ok: problems.is_empty(),
                 detail: if problems.is_empty() {
-                    format!("all {} mapped custom fields exist with matching types", context.settings.mapping.categories().len())
+                    format!(
+                        "all {} mapped custom fields exist with matching types",
+                        context.settings.mapping.categories().len()
+                    )
                 } else {
                     problems.join("; ")
                 },
@@ -174,7 +197,12 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         super::print_json(&serde_json::json!({"ok": all_ok, "findings": findings}));
     } else {
         for finding in &findings {
-            println!("{} {:<14} {}", if finding.ok { "ok  " } else { "FAIL" }, finding.check, finding.detail);
+            println!(
+                "{} {:<14} {}",
+                if finding.ok { "ok  " } else { "FAIL" },
+                finding.check,
+                finding.detail
+            );
         }
     }
     if all_ok { Exit::Ok } else { Exit::Failed }

@@ -29,6 +29,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete runs (and their operations) older than the retention period now. Runs are also
+    /// pruned after every run; the snapshot is never touched.
+    Prune {
+        /// Keep this many days instead of `journal.retention_days`.
+        #[arg(long)]
+        older_than_days: Option<u32>,
+    },
 }
 
 pub async fn run(cli: &Cli, command: &Command) -> Exit {
@@ -41,6 +48,19 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
         Err(exit) => return exit,
     };
     let result = match command {
+        Command::Prune { older_than_days } => {
+            let days = older_than_days.unwrap_or(context.settings.journal.retention_days);
+            let cutoff = crate::retention::cutoff(journal.now(), days);
+            crate::retention::prune(journal.pool(), cutoff)
+                .await
+                .map(|pruned| {
+                    println!(
+                        "pruned {} run(s) and {} operation(s) older than {days} days",
+                        pruned.runs, pruned.operations
+                    );
+                    Exit::Ok
+                })
+        }
         Command::Runs { limit, json } => journal.runs(*limit).await.map(|runs| {
             if *json {
                 super::print_json(&runs)
@@ -64,22 +84,26 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
                 }
             }),
             Ok(None) => {
-                eprintln!("error: no run with id (or unique id prefix) '{run}'; see `pluvo-sync journal runs`");
+                eprintln!(
+                    "error: no run with id (or unique id prefix) '{run}'; see `pluvo-sync journal runs`"
+                );
                 Ok(Exit::Failed)
             }
             Err(error) => Err(error),
         },
-        Command::Person { employee_ref, json } => journal.operations_of_person(employee_ref).await.map(|ops| {
-            if *json {
-                super::print_json(&ops)
-            } else if ops.is_empty() {
-                println!("nothing journaled for employee {employee_ref}");
-                Exit::Ok
-            } else {
-                print_operations(&ops, false);
-                Exit::Ok
-            }
-        }),
+        Command::Person { employee_ref, json } => {
+            journal.operations_of_person(employee_ref).await.map(|ops| {
+                if *json {
+                    super::print_json(&ops)
+                } else if ops.is_empty() {
+                    println!("nothing journaled for employee {employee_ref}");
+                    Exit::Ok
+                } else {
+                    print_operations(&ops, false);
+                    Exit::Ok
+                }
+            })
+        }
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: cannot read the journal: {error}");
@@ -95,7 +119,14 @@ fn print_runs(runs: &[RunRow]) {
     for run in runs {
         println!(
             "{:<36}  {:<8}  {:<20}  {:<8}  {:>6}  {:>6}  {:>6}  {:>8}",
-            run.id, run.trigger, run.started_at, run.status, run.ops_ok, run.ops_failed, run.ops_skipped, run.rows_rejected
+            run.id,
+            run.trigger,
+            run.started_at,
+            run.status,
+            run.ops_ok,
+            run.ops_failed,
+            run.ops_skipped,
+            run.rows_rejected
         );
     }
 }
@@ -107,16 +138,31 @@ fn print_operations(ops: &[OperationRow], by_run: bool) {
         } else {
             op.run_id.chars().take(8).collect()
         };
-        let target = op.target.as_deref().map(|t| format!(" {t}")).unwrap_or_default();
+        let target = op
+            .target
+            .as_deref()
+            .map(|t| format!(" {t}"))
+            .unwrap_or_default();
         let changes = match &op.changes {
             serde_json::Value::Array(items) if !items.is_empty() => items
                 .iter()
-                .map(|c| format!("{}: {} → {}", c["field"].as_str().unwrap_or("?"), c["before"], c["after"]))
+                .map(|c| {
+                    format!(
+                        "{}: {} → {}",
+                        c["field"].as_str().unwrap_or("?"),
+                        c["before"],
+                        c["after"]
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
             _ => String::new(),
         };
-        let error = op.error.as_deref().map(|e| format!("  [{e}]")).unwrap_or_default();
+        let error = op
+            .error
+            .as_deref()
+            .map(|e| format!("  [{e}]"))
+            .unwrap_or_default();
         println!(
             "{}  {:<12} {:<15} {:<8} {}{}{}",
             op.at,
@@ -124,7 +170,11 @@ fn print_operations(ops: &[OperationRow], by_run: bool) {
             format!("{}{}", op.kind, target),
             op.status,
             changes,
-            if op.attempts > 1 { format!(" ({} attempts)", op.attempts) } else { String::new() },
+            if op.attempts > 1 {
+                format!(" ({} attempts)", op.attempts)
+            } else {
+                String::new()
+            },
             error
         );
     }

@@ -1,8 +1,10 @@
 //! The command line: one file per subcommand. Doc comments here are the `--help` text.
 
 pub mod check;
+pub mod healthcheck;
 pub mod journal;
 pub mod plan;
+pub mod run;
 pub mod sync;
 
 use std::path::PathBuf;
@@ -29,7 +31,13 @@ use crate::settings::{self, LogFormat, Settings};
 #[command(name = "pluvo-sync", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// The TOML configuration file. Environment variables PLUVO_SYNC__SECTION__KEY override it.
-    #[arg(long, short, global = true, env = "PLUVO_SYNC_CONFIG", default_value = "config/pluvo-sync.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "PLUVO_SYNC_CONFIG",
+        default_value = "config/pluvo-sync.toml"
+    )]
     pub config: PathBuf,
 
     /// Log format; `auto` is human-readable on a terminal and JSON otherwise.
@@ -52,6 +60,11 @@ pub enum Command {
     /// Check the configuration, the source, the Pluvo credentials, and that every group and
     /// custom field the mapping can produce exists in Pluvo. Reports every problem at once.
     Check(check::Args),
+    /// Run as a service: sync on the [schedule], serve the admin listener ([server]), stop
+    /// gracefully on SIGTERM/SIGINT.
+    Run(run::Args),
+    /// Exit 0 when the local service answers /healthz (for container health checks).
+    Healthcheck(healthcheck::Args),
 }
 
 /// What a command's outcome means to the shell.
@@ -90,22 +103,26 @@ impl Context {
     }
 
     pub async fn journal(&self) -> Result<Journal, Exit> {
-        let pool = crate::db::open(&self.settings.database).await.map_err(|error| {
-            eprintln!(
-                "error: cannot open the database {}: {error}",
-                self.settings.database.display()
-            );
-            Exit::Failed
-        })?;
+        let pool = crate::db::open(&self.settings.database)
+            .await
+            .map_err(|error| {
+                eprintln!(
+                    "error: cannot open the database {}: {error}",
+                    self.settings.database.display()
+                );
+                Exit::Failed
+            })?;
         Ok(Journal::new(pool, self.clock.clone()))
     }
 
     pub async fn engine(&self) -> Result<Engine, Exit> {
         let journal = self.journal().await?;
-        let client = PluvoClient::new(self.settings.pluvo.clone(), self.metrics.clone()).map_err(|error| {
-            eprintln!("error: {error}");
-            Exit::Usage
-        })?;
+        let client = PluvoClient::new(self.settings.pluvo.clone(), self.metrics.clone()).map_err(
+            |error| {
+                eprintln!("error: {error}");
+                Exit::Usage
+            },
+        )?;
         Ok(Engine::new(
             self.settings.clone(),
             journal,
@@ -128,6 +145,8 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Plan(args) => plan::run(&cli, args).await,
         Command::Journal(command) => journal::run(&cli, command).await,
         Command::Check(args) => check::run(&cli, args).await,
+        Command::Run(args) => run::run(&cli, args).await,
+        Command::Healthcheck(args) => healthcheck::run(&cli, args).await,
     }
 }
 

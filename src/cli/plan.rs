@@ -46,7 +46,10 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             "plan": prepared.plan,
         }));
     }
-    print!("{}", render(&prepared, &context.settings.time_zone.to_string()));
+    print!(
+        "{}",
+        render(&prepared, &context.settings.time_zone.to_string())
+    );
     Exit::Ok
 }
 
@@ -55,7 +58,11 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
     let plan = &prepared.plan;
     let s = &plan.summary;
     let mut out = String::new();
-    let _ = writeln!(out, "Plan for {} ({time_zone}), source {}", plan.today, prepared.source);
+    let _ = writeln!(
+        out,
+        "Plan for {} ({time_zone}), source {}",
+        plan.today, prepared.source
+    );
     let _ = writeln!(
         out,
         "  {} records read, {} rejected, {} people in the source, {} known to Pluvo, {} unchanged",
@@ -68,7 +75,14 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
     let _ = writeln!(
         out,
         "  create {} · update {} · archive {} · unarchive {} · custom fields {} · group adds {} · group removes {} · not yet started {}",
-        s.create, s.update, s.archive, s.unarchive, s.categories, s.group_add, s.group_remove, s.not_yet_started
+        s.create,
+        s.update,
+        s.archive,
+        s.unarchive,
+        s.categories,
+        s.group_add,
+        s.group_remove,
+        s.not_yet_started
     );
     let _ = writeln!(out, "  {} operation(s) to send", s.operations);
     if !plan.people.is_empty() {
@@ -76,26 +90,32 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
     }
     for person in &plan.people {
         let (mark, action, detail) = match &person.user {
-            Some(UserChange::Create { user }) => (
-                '+',
-                "create",
-                format!("{} <{}>", user.name, user.email),
-            ),
+            Some(UserChange::Create { user }) => {
+                ('+', "create", format!("{} <{}>", user.name, user.email))
+            }
             Some(UserChange::Update { changes }) => ('~', "update", describe_changes(changes)),
-            Some(UserChange::Unarchive { changes }) => ('^', "unarchive", describe_changes(changes)),
+            Some(UserChange::Unarchive { changes }) => {
+                ('^', "unarchive", describe_changes(changes))
+            }
             Some(UserChange::Archive { why }) => (
                 '-',
                 "archive",
                 match why {
                     ArchiveReason::AbsentFromSource => "absent from the source".to_owned(),
-                    ArchiveReason::EndDatePassed { end_date } => format!("end date {end_date} passed"),
+                    ArchiveReason::EndDatePassed { end_date } => {
+                        format!("end date {end_date} passed")
+                    }
                 },
             ),
             None => ('~', "", String::new()),
         };
         let mut extras = Vec::new();
         if !person.categories.is_empty() {
-            let names: Vec<&str> = person.categories.iter().map(|c| c.category.as_str()).collect();
+            let names: Vec<&str> = person
+                .categories
+                .iter()
+                .map(|c| c.category.as_str())
+                .collect();
             extras.push(format!("fields {}", names.join(", ")));
         }
         let groups: Vec<String> = person
@@ -113,7 +133,11 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
             .chain(extras)
             .collect::<Vec<_>>()
             .join("; ");
-        let _ = writeln!(out, "  {mark} {:<12} {:<9} {detail}", person.employee_ref, action);
+        let _ = writeln!(
+            out,
+            "  {mark} {:<12} {:<9} {detail}",
+            person.employee_ref, action
+        );
     }
     if let Some(withheld) = &plan.withheld_archives {
         let _ = writeln!(
@@ -123,17 +147,26 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
         );
     }
     if !plan.upcoming.is_empty() {
-        let _ = writeln!(out, "\nComing up in the next {} days:", crate::plan::UPCOMING_DAYS);
+        let _ = writeln!(
+            out,
+            "\nComing up in the next {} days:",
+            crate::plan::UPCOMING_DAYS
+        );
         for event in &plan.upcoming {
             let what = match event.event {
-                Lifecycle::Create { start_date } => format!("create (pre-boarding; starts {start_date})"),
+                Lifecycle::Create { start_date } => {
+                    format!("create (pre-boarding; starts {start_date})")
+                }
                 Lifecycle::Archive { end_date } => format!("archive (end date {end_date})"),
             };
             let _ = writeln!(out, "  {}  {:<12} {what}", event.date, event.employee_ref);
         }
     }
     if !prepared.mapped.rejected.is_empty() {
-        let _ = writeln!(out, "\nRejected records (skipped; these people are left as they are):");
+        let _ = writeln!(
+            out,
+            "\nRejected records (skipped; these people are left as they are):"
+        );
         for rejected in &prepared.mapped.rejected {
             let _ = writeln!(out, "  {rejected}");
         }
@@ -141,7 +174,10 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
     if plan.people.is_empty() {
         let _ = writeln!(out, "\nNothing to change.");
     } else {
-        let _ = writeln!(out, "\nNothing was sent. Run `pluvo-sync sync` to apply this plan.");
+        let _ = writeln!(
+            out,
+            "\nNothing was sent. Run `pluvo-sync sync` to apply this plan."
+        );
     }
     out
 }
@@ -155,8 +191,16 @@ fn describe_changes(changes: &[crate::plan::FieldChange]) -> String {
             Email { before, after } => format!("email {before} → {after}"),
             Roles { before, after } => format!(
                 "roles {} → {}",
-                before.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
-                after.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+                before
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                after
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
             Language { before, after } => format!(
                 "language {} → {after}",

@@ -1,11 +1,13 @@
 //! `pluvo-sync sync`: one run, now.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Cli, Context, Exit};
 use crate::engine::{RunOptions, RunStatus, Trigger};
+use crate::lease::Lease;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,18 +43,47 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         }
     });
 
-    let lease = match crate::lease::acquire_for_cli(&engine, args.wait, &cancel).await {
-        Ok(lease) => lease,
-        Err(exit) => return exit,
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let lease = Lease::for_runs(engine.journal().pool().clone(), engine.clock().clone());
+    let guard = match lease.try_acquire(&run_id).await {
+        Ok(Some(guard)) => guard,
+        Ok(None) => {
+            let holder = lease.holder().await.ok().flatten();
+            let holder = holder.map(|h| format!(" ({h})")).unwrap_or_default();
+            if !args.wait {
+                eprintln!(
+                    "another run is in progress{holder}; try again later, or pass --wait to wait for it"
+                );
+                return Exit::Busy;
+            }
+            eprintln!(
+                "another run is in progress{holder}; waiting for it to finish (Ctrl-C to give up)"
+            );
+            match lease
+                .acquire_waiting(&run_id, Duration::from_secs(2), &cancel)
+                .await
+            {
+                Ok(Some(guard)) => guard,
+                Ok(None) => return Exit::Busy,
+                Err(error) => {
+                    eprintln!("error: cannot take the run lease: {error}");
+                    return Exit::Failed;
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("error: cannot take the run lease: {error}");
+            return Exit::Failed;
+        }
     };
     let options = RunOptions {
         allow_mass_archive: args.allow_mass_archive,
         progress: !args.json && std::io::stderr().is_terminal(),
     };
-    let report = engine
-        .run_once(lease.run_id().to_owned(), Trigger::Cli, options, cancel)
-        .await;
-    lease.release().await;
+    let report = engine.run_once(run_id, Trigger::Cli, options, cancel).await;
+    if let Err(error) = guard.release().await {
+        tracing::warn!(%error, "cannot release the run lease; it expires by itself");
+    }
 
     if args.json {
         super::print_json(&report);

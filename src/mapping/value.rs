@@ -204,8 +204,18 @@ mod tests {
                 "2024-04-03T00:00:00+02:00",
                 date(2024, 4, 3),
             ),
-            ("iso with a space and time", DateFormat::Iso, "2024-04-03 00:00", date(2024, 4, 3)),
-            ("time after a dutch date", DateFormat::DayMonthYearDash, "03-04-2024 00:00", None),
+            (
+                "iso with a space and time",
+                DateFormat::Iso,
+                "2024-04-03 00:00",
+                date(2024, 4, 3),
+            ),
+            (
+                "time after a dutch date",
+                DateFormat::DayMonthYearDash,
+                "03-04-2024 00:00",
+                None,
+            ),
             ("signs", DateFormat::Iso, "2024-+4-03", None),
             ("text", DateFormat::Iso, "soon", None),
         ];

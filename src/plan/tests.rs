@@ -558,11 +558,17 @@ fn plan_serialises_for_json_output() {
 
 #[test]
 fn a_record_without_an_employee_number_withholds_absence_archives_only() {
-    let snapshot: Snapshot = ["001", "002", "003"].iter().map(|id| (r(id), acked(id))).collect();
+    let snapshot: Snapshot = ["001", "002", "003"]
+        .iter()
+        .map(|id| (r(id), acked(id)))
+        .collect();
     let mapped = Mapped {
         people: BTreeMap::from([
             (r("001"), desired("001")),
-            (r("003"), with(desired("003"), |d| d.end_date = Some(date("2026-11-01")))),
+            (
+                r("003"),
+                with(desired("003"), |d| d.end_date = Some(date("2026-11-01"))),
+            ),
         ]),
         rejected: vec![crate::source::RecordError {
             location: crate::source::Location::Line { line: 3 },
@@ -572,11 +578,29 @@ fn a_record_without_an_employee_number_withholds_absence_archives_only() {
         }],
         ..Mapped::default()
     };
-    let plan = plan(&snapshot, &mapped, &managed, &Policy::default(), date(TODAY));
-    let archived: Vec<&str> = plan.people.iter().map(|p| p.employee_ref.as_str()).collect();
-    assert_eq!(archived, vec!["003"], "the end-date leaver goes, the absent one is held");
+    let plan = plan(
+        &snapshot,
+        &mapped,
+        &managed,
+        &Policy::default(),
+        date(TODAY),
+    );
+    let archived: Vec<&str> = plan
+        .people
+        .iter()
+        .map(|p| p.employee_ref.as_str())
+        .collect();
+    assert_eq!(
+        archived,
+        vec!["003"],
+        "the end-date leaver goes, the absent one is held"
+    );
     let withheld = plan.withheld_archives.unwrap();
     assert_eq!(withheld.would_archive, 1);
-    assert!(withheld.reason.contains("no readable employee number"), "{}", withheld.reason);
+    assert!(
+        withheld.reason.contains("no readable employee number"),
+        "{}",
+        withheld.reason
+    );
     assert_eq!(plan.summary.archive, 1);
 }

@@ -93,11 +93,17 @@ impl Membership {
                 .any(|id| id == employee_ref || Some(id.as_str()) == pluvo_id)
         };
         if named(&self.failed) {
-            Err("Pluvo reported this user as failed (is the user archived, or unknown to Pluvo?)".to_owned())
+            Err(
+                "Pluvo reported this user as failed (is the user archived, or unknown to Pluvo?)"
+                    .to_owned(),
+            )
         } else if named(&self.done) || named(&self.already) {
             Ok(())
         } else {
-            Err("Pluvo's answer did not mention this user; the change is retried next run".to_owned())
+            Err(
+                "Pluvo's answer did not mention this user; the change is retried next run"
+                    .to_owned(),
+            )
         }
     }
 }

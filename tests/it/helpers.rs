@@ -34,12 +34,22 @@ pub struct Employee {
     pub language: String,
 }
 
-pub fn employee(number: &str, first: &str, last: &str, department: &str, location: &str) -> Employee {
+pub fn employee(
+    number: &str,
+    first: &str,
+    last: &str,
+    department: &str,
+    location: &str,
+) -> Employee {
     Employee {
         number: number.to_owned(),
         first: first.to_owned(),
         last: last.to_owned(),
-        email: format!("{}.{}@example.com", first.to_lowercase(), last.to_lowercase()),
+        email: format!(
+            "{}.{}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase()
+        ),
         department: department.to_owned(),
         location: location.to_owned(),
         contract: "Permanent".to_owned(),
@@ -62,8 +72,7 @@ pub fn staff() -> Vec<Employee> {
     ]
 }
 
-pub const HEADER: &str =
-    "employee_number;first_name;last_name;email;department;location;contract_type;company_car;start_date;end_date;language";
+pub const HEADER: &str = "employee_number;first_name;last_name;email;department;location;contract_type;company_car;start_date;end_date;language";
 
 /// The export as Excel writes it: a BOM, semicolons, CRLF.
 pub fn export_csv(rows: &[Employee]) -> Vec<u8> {
@@ -73,7 +82,17 @@ pub fn export_csv(rows: &[Employee]) -> Vec<u8> {
     for e in rows {
         text.push_str(&format!(
             "{};{};{};{};{};{};{};{};{};{};{}\r\n",
-            e.number, e.first, e.last, e.email, e.department, e.location, e.contract, e.car, e.start, e.end, e.language
+            e.number,
+            e.first,
+            e.last,
+            e.email,
+            e.department,
+            e.location,
+            e.contract,
+            e.car,
+            e.start,
+            e.end,
+            e.language
         ));
     }
     text.into_bytes()
@@ -161,7 +180,9 @@ impl TestEnv {
     }
 
     pub async fn start_with(sim_config: SimConfig) -> Self {
-        let sim = pluvo_sim::start("127.0.0.1:0".parse().unwrap(), sim_config).await.unwrap();
+        let sim = pluvo_sim::start("127.0.0.1:0".parse().unwrap(), sim_config)
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let export = dir.path().join("export.csv");
         let database = dir.path().join("pluvo-sync.db");

@@ -19,7 +19,12 @@ fn assert_matches_export(state: &StateView, rows: &[Employee]) {
         let user = state
             .user(&e.number)
             .unwrap_or_else(|| panic!("employee {} has no Pluvo account", e.number));
-        assert_eq!(user.name, format!("{} {}", e.first, e.last), "name of {}", e.number);
+        assert_eq!(
+            user.name,
+            format!("{} {}", e.first, e.last),
+            "name of {}",
+            e.number
+        );
         assert_eq!(user.email, e.email.to_lowercase(), "email of {}", e.number);
         assert!(!user.archived, "{} is archived", e.number);
         assert_eq!(user.roles, vec!["PARTICIPANT".to_owned()]);
@@ -32,21 +37,39 @@ fn assert_matches_export(state: &StateView, rows: &[Employee]) {
             .collect();
         let department = format!("dept-{}", slug(&e.department));
         let location = format!("loc-{}", slug(&e.location));
-        let expected: BTreeSet<&str> = ["all-employees", department.as_str(), location.as_str()].into();
+        let expected: BTreeSet<&str> =
+            ["all-employees", department.as_str(), location.as_str()].into();
         assert_eq!(managed, expected, "groups of {}", e.number);
-        assert_eq!(user.categories["department"], serde_json::json!(e.department));
-        assert_eq!(user.categories["contract_type"], serde_json::json!([e.contract]));
-        assert_eq!(user.categories["has_company_car"], serde_json::json!(e.car == "ja"));
+        assert_eq!(
+            user.categories["department"],
+            serde_json::json!(e.department)
+        );
+        assert_eq!(
+            user.categories["contract_type"],
+            serde_json::json!([e.contract])
+        );
+        assert_eq!(
+            user.categories["has_company_car"],
+            serde_json::json!(e.car == "ja")
+        );
         let hire_date = user.categories["hire_date"].as_str().unwrap();
         let (d, m, y) = (&e.start[0..2], &e.start[3..5], &e.start[6..10]);
-        assert!(hire_date.starts_with(&format!("{y}-{m}-{d}")), "hire date of {}: {hire_date}", e.number);
+        assert!(
+            hire_date.starts_with(&format!("{y}-{m}-{d}")),
+            "hire date of {}: {hire_date}",
+            e.number
+        );
     }
 }
 
 #[tokio::test]
 async fn a_first_load_converges_and_adopts_the_existing_account() {
     let env = TestEnv::start().await;
-    let lotte_before = env.state().user_by_email("lotte.devries@example.com").unwrap().clone();
+    let lotte_before = env
+        .state()
+        .user_by_email("lotte.devries@example.com")
+        .unwrap()
+        .clone();
     assert_eq!(lotte_before.ref_, None);
 
     let report = env.sync().await;
@@ -56,10 +79,21 @@ async fn a_first_load_converges_and_adopts_the_existing_account() {
     assert_matches_export(&state, &staff());
     let lotte = state.user("000123").unwrap();
     assert_eq!(lotte.id, lotte_before.id, "adopted, not duplicated");
-    assert!(lotte.groups.contains(&"mentors".to_owned()), "a hand-made membership stays");
-    assert_eq!(state.users.len(), staff().len() + 1, "the admin account is untouched, nobody doubled");
+    assert!(
+        lotte.groups.contains(&"mentors".to_owned()),
+        "a hand-made membership stays"
+    );
+    assert_eq!(
+        state.users.len(),
+        staff().len() + 1,
+        "the admin account is untouched, nobody doubled"
+    );
     assert!(!state.user_by_email("admin@example.com").unwrap().archived);
-    assert_eq!(env.stats().invitations, 0, "nobody was mailed an invitation");
+    assert_eq!(
+        env.stats().invitations,
+        0,
+        "nobody was mailed an invitation"
+    );
     let adopt = env.journal().operations_of_person("000123").await.unwrap();
     assert_eq!(adopt[0].kind, "adopt");
 }
@@ -72,7 +106,11 @@ async fn an_unchanged_second_run_sends_no_request_at_all() {
     let report = env.sync().await;
     assert_eq!(report.status, RunStatus::Ok);
     assert_eq!(report.summary.unwrap().operations, 0);
-    assert_eq!(env.stats().requests_total, before.requests_total, "no request, not even a token");
+    assert_eq!(
+        env.stats().requests_total,
+        before.requests_total,
+        "no request, not even a token"
+    );
 }
 
 #[tokio::test]
@@ -83,7 +121,11 @@ async fn requests_are_batched() {
     // 6 people: 2 user documents and 2 custom-field documents at batch_size 4, 1 adoption
     // lookup and retry, 1 token, and one membership call per group (all-employees, 4 dept, 3 loc).
     let graphql = stats.requests_total - stats.token_requests;
-    assert!(graphql <= 2 + 2 + 3 + 8, "{graphql} GraphQL requests: {:?}", stats.fields);
+    assert!(
+        graphql <= 2 + 2 + 3 + 8,
+        "{graphql} GraphQL requests: {:?}",
+        stats.fields
+    );
     assert_eq!(stats.fields["addUsersToGroup"], 8, "one call per group");
 }
 
@@ -120,11 +162,21 @@ async fn churn_is_applied_exactly() {
     assert_matches_export(&state, &still_employed);
     assert!(state.user(&leaver.number).unwrap().archived);
     assert!(state.user("000160").unwrap().archived);
-    assert!(state.user_by_email("zoe.bakker@example.com").is_none(), "the old address is gone");
+    assert!(
+        state.user_by_email("zoe.bakker@example.com").is_none(),
+        "the old address is gone"
+    );
     let daan = state.user("000145").unwrap();
-    assert!(daan.groups.contains(&"dept-finance".to_owned()) && !daan.groups.contains(&"dept-sales".to_owned()));
+    assert!(
+        daan.groups.contains(&"dept-finance".to_owned())
+            && !daan.groups.contains(&"dept-sales".to_owned())
+    );
     for (employee_ref, id) in &ids_before {
-        assert_eq!(&state.user(employee_ref).unwrap().id, id, "{employee_ref} kept its account");
+        assert_eq!(
+            &state.user(employee_ref).unwrap().id,
+            id,
+            "{employee_ref} kept its account"
+        );
     }
     assert_eq!(state.users.len(), 7 + 1, "one hire, no duplicates");
 
@@ -139,7 +191,10 @@ async fn churn_is_applied_exactly() {
     assert!(!rehired.archived);
     assert_eq!(
         Some(&rehired.id),
-        ids_before.iter().find(|(r, _)| *r == leaver.number).map(|(_, id)| id),
+        ids_before
+            .iter()
+            .find(|(r, _)| *r == leaver.number)
+            .map(|(_, id)| id),
         "a rehire keeps the same Pluvo account id"
     );
     assert_eq!(env.stats().invitations, 0);
@@ -163,8 +218,14 @@ async fn bad_rows_are_skipped_reported_and_never_archive_anyone() {
     assert_eq!(report.status, RunStatus::Partial);
     assert_eq!(report.rows_rejected, 5, "{:?}", report.errors);
     let state = env.state();
-    assert!(!state.user("000123").unwrap().archived, "a bad e-mail never archives its owner");
-    assert!(!state.user("000131").unwrap().archived, "duplicates are held, not archived");
+    assert!(
+        !state.user("000123").unwrap().archived,
+        "a bad e-mail never archives its owner"
+    );
+    assert!(
+        !state.user("000131").unwrap().archived,
+        "duplicates are held, not archived"
+    );
     assert_eq!(state.user("000145").unwrap().name, "Daniel Jong");
     // The row without a number could be anyone: nobody is archived for being absent.
     assert!(!state.user("000124").unwrap().archived);
@@ -176,7 +237,10 @@ async fn bad_rows_are_skipped_reported_and_never_archive_anyone() {
     let rejected: Vec<_> = ops.iter().filter(|o| o.kind == "rejected_record").collect();
     assert_eq!(rejected.len(), 5);
     assert!(
-        rejected.iter().any(|o| o.error.as_deref().unwrap().contains("line 2") && o.target.as_deref() == Some("email")),
+        rejected
+            .iter()
+            .any(|o| o.error.as_deref().unwrap().contains("line 2")
+                && o.target.as_deref() == Some("email")),
         "{rejected:#?}"
     );
 }
@@ -191,7 +255,10 @@ async fn an_empty_export_archives_nobody() {
     assert_eq!(report.status, RunStatus::Partial);
     let withheld = report.withheld_archives.unwrap();
     assert_eq!(withheld.would_archive, 6);
-    assert!(env.state().users.iter().all(|u| !u.archived), "nobody archived");
+    assert!(
+        env.state().users.iter().all(|u| !u.archived),
+        "nobody archived"
+    );
 
     // A zero-byte file is not an export at all: the run fails before planning.
     env.write_raw_export(b"");
@@ -205,7 +272,13 @@ async fn a_truncated_export_hits_the_archive_guard_and_an_operator_can_override_
     let env = TestEnv::start().await;
     let mut rows = staff();
     for i in 0..30 {
-        rows.push(employee(&format!("{:06}", 500 + i), "Extra", &format!("Person{i}"), "Sales", "Utrecht"));
+        rows.push(employee(
+            &format!("{:06}", 500 + i),
+            "Extra",
+            &format!("Person{i}"),
+            "Sales",
+            "Utrecht",
+        ));
     }
     env.write_export(&rows);
     assert_eq!(env.sync().await.status, RunStatus::Ok);
@@ -218,7 +291,10 @@ async fn a_truncated_export_hits_the_archive_guard_and_an_operator_can_override_
 
     let report = env.sync().await;
     assert_eq!(report.status, RunStatus::Partial);
-    assert_eq!(report.withheld_archives.as_ref().unwrap().would_archive, 36 - 12);
+    assert_eq!(
+        report.withheld_archives.as_ref().unwrap().would_archive,
+        36 - 12
+    );
     assert!(report.rows_rejected >= 1, "the cut-off row is reported");
     assert!(env.state().users.iter().all(|u| !u.archived));
 
@@ -229,7 +305,10 @@ async fn a_truncated_export_hits_the_archive_guard_and_an_operator_can_override_
         })
         .await;
     assert!(report.withheld_archives.is_none());
-    assert_eq!(env.state().users.iter().filter(|u| u.archived).count(), 36 - 12);
+    assert_eq!(
+        env.state().users.iter().filter(|u| u.archived).count(),
+        36 - 12
+    );
 }
 
 #[tokio::test]
@@ -247,7 +326,13 @@ async fn faults_429_5xx_resets_and_lost_responses_still_converge() {
     .await;
     let mut rows = staff();
     for i in 0..20 {
-        rows.push(employee(&format!("{:06}", 700 + i), "Fault", &format!("Tester{i}"), "HR", "Utrecht"));
+        rows.push(employee(
+            &format!("{:06}", 700 + i),
+            "Fault",
+            &format!("Tester{i}"),
+            "HR",
+            "Utrecht",
+        ));
     }
     env.write_export(&rows);
 
@@ -255,10 +340,20 @@ async fn faults_429_5xx_resets_and_lost_responses_still_converge() {
     assert_eq!(report.status, RunStatus::Ok, "{:?}", report.errors);
     let stats = env.stats();
     assert!(stats.rate_limited > 0, "the limit was hit: {stats:?}");
-    assert!(stats.faults.get("5xx").copied().unwrap_or(0) > 0, "{stats:?}");
-    assert!(stats.faults.get("after_commit").copied().unwrap_or(0) > 0, "{stats:?}");
+    assert!(
+        stats.faults.get("5xx").copied().unwrap_or(0) > 0,
+        "{stats:?}"
+    );
+    assert!(
+        stats.faults.get("after_commit").copied().unwrap_or(0) > 0,
+        "{stats:?}"
+    );
     assert_matches_export(&env.state(), &rows);
-    assert_eq!(env.state().users.len(), rows.len() + 1, "lost responses created no duplicates");
+    assert_eq!(
+        env.state().users.len(),
+        rows.len() + 1,
+        "lost responses created no duplicates"
+    );
     assert_eq!(stats.invitations, 0);
 
     let before = env.stats().requests_total;
@@ -268,7 +363,10 @@ async fn faults_429_5xx_resets_and_lost_responses_still_converge() {
 
 #[tokio::test]
 async fn expired_tokens_are_renewed_mid_run_in_both_error_styles() {
-    for mode in [pluvo_sim::AuthErrorMode::Http401, pluvo_sim::AuthErrorMode::Graphql] {
+    for mode in [
+        pluvo_sim::AuthErrorMode::Http401,
+        pluvo_sim::AuthErrorMode::Graphql,
+    ] {
         let env = TestEnv::start_with(SimConfig {
             seed: Seed::example(),
             auth_error: mode,
@@ -281,8 +379,16 @@ async fn expired_tokens_are_renewed_mid_run_in_both_error_styles() {
         rows[0].first = "Charlotte".to_owned();
         env.write_export(&rows);
         let report = env.sync().await;
-        assert_eq!(report.status, RunStatus::Ok, "{mode:?}: {:?}", report.errors);
-        assert_eq!(env.state().user("000123").unwrap().name, "Charlotte Devries");
+        assert_eq!(
+            report.status,
+            RunStatus::Ok,
+            "{mode:?}: {:?}",
+            report.errors
+        );
+        assert_eq!(
+            env.state().user("000123").unwrap().name,
+            "Charlotte Devries"
+        );
         assert_eq!(env.stats().token_requests, 2, "{mode:?}");
     }
 }
@@ -303,14 +409,27 @@ async fn an_account_with_another_ref_is_never_taken_over() {
     assert_eq!(report.status, RunStatus::Partial);
     assert_eq!(report.ops_failed, 1, "{:?}", report.errors);
     let state = env.state();
-    assert_eq!(state.user("OTHER-1").unwrap().name, "Someone Else", "not taken over");
+    assert_eq!(
+        state.user("OTHER-1").unwrap().name,
+        "Someone Else",
+        "not taken over"
+    );
     assert!(state.user("000124").is_none());
     let ops = env.journal().operations_of_person("000124").await.unwrap();
-    assert!(ops[0].error.as_deref().unwrap().contains("OTHER-1"), "{ops:#?}");
-    assert!(ops.iter().skip(1).all(|o| o.status == "skipped"), "{ops:#?}");
+    assert!(
+        ops[0].error.as_deref().unwrap().contains("OTHER-1"),
+        "{ops:#?}"
+    );
+    assert!(
+        ops.iter().skip(1).all(|o| o.status == "skipped"),
+        "{ops:#?}"
+    );
 
     // Everyone else converged, and the next run retries only the conflict.
-    let others: Vec<Employee> = staff().into_iter().filter(|e| e.number != "000124").collect();
+    let others: Vec<Employee> = staff()
+        .into_iter()
+        .filter(|e| e.number != "000124")
+        .collect();
     assert_matches_export(&state, &others);
     let report = env.sync().await;
     assert_eq!(report.summary.unwrap().create, 1);

@@ -1,0 +1,68 @@
+//! `pluvo-sync run`: the long-lived service. Syncs on the schedule, serves the admin listener
+//! (trigger, health, readiness, metrics), and stops gracefully on SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use super::{Cli, Context, Exit};
+use crate::daemon::{self, Daemon};
+use crate::lease::Lease;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(cli: &Cli, _args: &Args) -> Exit {
+    let context = match Context::load(cli) {
+        Ok(context) => context,
+        Err(exit) => return exit,
+    };
+    let settings = &context.settings;
+    // Everything the service needs is checked before anything starts, so a bad cron, zone,
+    // token or port stops the container at once with exit 2 instead of failing at 02:00.
+    let Some(schedule) = &settings.schedule else {
+        eprintln!(
+            "error: schedule.cron: `pluvo-sync run` needs a [schedule] with a cron expression"
+        );
+        return Exit::Usage;
+    };
+    let schedule = match schedule.resolve(context.clock.now()) {
+        Ok(schedule) => schedule,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Exit::Usage;
+        }
+    };
+    let server = match settings.server.resolve() {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Exit::Usage;
+        }
+    };
+    let engine = match context.engine().await {
+        Ok(engine) => engine,
+        Err(exit) => return exit,
+    };
+    crate::metrics::describe_all(&context.metrics);
+    let pool = engine.journal().pool().clone();
+    let daemon = Daemon {
+        schedule,
+        server,
+        shutdown_grace: settings.shutdown_grace,
+        pool: pool.clone(),
+        launcher: Arc::new(engine),
+        lease: Lease::for_runs(pool, context.clock.clone()),
+        clock: context.clock.clone(),
+        metrics: context.metrics.clone(),
+    };
+    match daemon::serve(daemon).await {
+        Ok(()) => Exit::Ok,
+        Err(error) => {
+            eprintln!("error: {error}");
+            if error.exit_code() == 2 {
+                Exit::Usage
+            } else {
+                Exit::Failed
+            }
+        }
+    }
+}
