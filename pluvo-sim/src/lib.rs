@@ -14,7 +14,7 @@
 mod auth;
 pub mod config;
 mod faults;
-pub mod graphql;
+mod graphql;
 pub mod seed;
 mod server;
 mod state;

@@ -942,3 +942,138 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> State {
+        let seed = Seed::from_toml_str("[[groups]]\nref = \"g\"\nname = \"G\"\n").expect("seed");
+        let mut state = State::from_seed(&seed).expect("state");
+        for (r, email) in [("E1", "one@example.com"), ("E2", "two@example.com")] {
+            let input = UserInput {
+                name: Some(r.into()),
+                email: Some(email.into()),
+                ..UserInput::default()
+            };
+            state
+                .update_or_create_user(UpsertSelector::Ref(r.into()), input)
+                .expect("create");
+        }
+        state
+    }
+
+    #[test]
+    fn email_validation_table() {
+        let cases = [
+            ("plain", "a@example.com", true),
+            (
+                "subdomain and plus",
+                "first.last+tag@mail.example.co.uk",
+                true,
+            ),
+            ("no at", "example.com", false),
+            ("two ats", "a@b@example.com", false),
+            ("no local part", "@example.com", false),
+            ("undotted domain", "a@localhost", false),
+            ("empty label", "a@example..com", false),
+            ("space", "a b@example.com", false),
+        ];
+        for (name, email, valid) in cases {
+            assert_eq!(valid_email(email), valid, "case {name}");
+        }
+    }
+
+    #[test]
+    fn datetime_parsing_table() {
+        let cases = [
+            (
+                "utc",
+                "2021-03-01T08:30:00Z",
+                Some("2021-03-01T08:30:00+00:00"),
+            ),
+            (
+                "offset kept",
+                "2021-03-01T08:30:00+01:00",
+                Some("2021-03-01T08:30:00+01:00"),
+            ),
+            (
+                "bare date is midnight utc",
+                "2021-03-01",
+                Some("2021-03-01T00:00:00+00:00"),
+            ),
+            ("garbage", "soon", None),
+            ("impossible date", "2021-02-30", None),
+        ];
+        for (name, text, expected) in cases {
+            assert_eq!(
+                parse_datetime(text).ok().map(format_datetime).as_deref(),
+                expected,
+                "case {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn create_selector_must_agree_with_input() {
+        let mut state = tenant();
+        let input = UserInput {
+            name: Some("N".into()),
+            email: Some("n@example.com".into()),
+            ref_: Some("OTHER".into()),
+            ..UserInput::default()
+        };
+        let err = state
+            .update_or_create_user(UpsertSelector::Ref("E9".into()), input)
+            .expect_err("mismatch");
+        assert_eq!(err.code, ErrorCode::BadUserInput);
+        // The email selector supplies the email of a new user.
+        let input = UserInput {
+            name: Some("N".into()),
+            ..UserInput::default()
+        };
+        let (idx, created) = state
+            .update_or_create_user(UpsertSelector::Email("n@example.com".into()), input)
+            .expect("create");
+        assert!(created);
+        assert_eq!(state.users[idx].email, "n@example.com");
+        assert_eq!(state.users[idx].roles, vec!["PARTICIPANT"], "default role");
+    }
+
+    #[test]
+    fn membership_becomes_visible_after_the_delay() {
+        let mut state = tenant();
+        let t0 = Instant::now();
+        let delay = Duration::from_secs(60);
+        let group = GroupSelector::Ref("g".into());
+        let users = [UserKey::Ref("E1".into()), UserKey::Ref("E2".into())];
+        state
+            .change_membership(&group, &users, true, t0, delay)
+            .expect("add");
+        state
+            .change_membership(
+                &group,
+                &users[..1],
+                false,
+                t0 + Duration::from_secs(30),
+                delay,
+            )
+            .expect("remove");
+        let cases = [
+            ("nothing visible yet", 59, vec![]),
+            ("both adds visible", 60, vec![0, 1]),
+            ("removal not yet visible", 89, vec![0, 1]),
+            ("removal visible", 90, vec![1]),
+        ];
+        for (name, secs, visible) in cases {
+            state.settle(t0 + Duration::from_secs(secs));
+            let expected: BTreeSet<usize> = visible.into_iter().collect();
+            assert_eq!(state.groups[0].visible, expected, "case {name}");
+        }
+        assert_eq!(
+            state.groups[0].members,
+            BTreeSet::from([1]),
+            "committed at once"
+        );
+    }
+}
