@@ -35,6 +35,7 @@ pub const SDL: &str = include_str!("../../schema/pluvo.graphql");
 pub const MAX_PAGE: i64 = 50;
 
 const CODE_SEP: char = '\u{1f}';
+const RESOLVER_PREFIX: &str = "resolver error: ";
 
 static SCHEMA: LazyLock<Result<Valid<Schema>, String>> = LazyLock::new(|| {
     Schema::parse_and_validate(SDL, "schema/pluvo.graphql").map_err(|e| e.errors.to_string())
@@ -164,9 +165,15 @@ pub fn execute(
 fn finish(mut response: ExecutionResponse) -> Vec<u8> {
     for error in &mut response.errors {
         if let Some((message, code)) = error.message.split_once(CODE_SEP) {
-            let code = code.to_owned();
-            error.message.truncate(message.len());
-            error.extensions.insert("code", JsonValue::from(code));
+            // apollo-compiler prefixes resolver messages; Pluvo's messages have no such prefix.
+            let message = message
+                .strip_prefix(RESOLVER_PREFIX)
+                .unwrap_or(message)
+                .to_owned();
+            error
+                .extensions
+                .insert("code", JsonValue::from(code.to_owned()));
+            error.message = message;
         }
     }
     // Serialising plain JSON values cannot fail; an empty body would still be a visible bug.

@@ -137,7 +137,7 @@ impl Drop for Tracker {
             method = %self.method,
             path = %self.path,
             status = %status,
-            duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = %format_args!("{:.3}", self.start.elapsed().as_secs_f64() * 1000.0),
             fields = %self.fields.join(","),
             "request"
         );

@@ -187,6 +187,10 @@ async fn aliased_mutations_fail_individually_with_their_paths() {
     assert_eq!(data["u3"], Value::Null);
     assert_eq!(data["u4"]["created"], true);
     assert_eq!(data["g"], Value::Null);
+    assert_eq!(
+        body["errors"][1]["message"],
+        "`bad` is not a valid email address"
+    );
     let errors: Vec<(Value, Value)> = body["errors"]
         .as_array()
         .unwrap()
