@@ -1,1 +1,28 @@
-//! pluvo-sim
+//! pluvo-sim: a strict, stateful local stand-in for Pluvo's GraphQL API.
+//!
+//! Pluvo has no sandbox, so the sync is developed and tested against this. It serves the same
+//! endpoints (`/oauth/token/`, `/graphql/`), validates every document against the vendored
+//! `schema/pluvo.graphql`, enforces the rules of CONTRACT.md (unique refs and emails, typed
+//! extra categories, admin-made groups), and can misbehave on purpose: rate limits, expired
+//! tokens, 5xx answers, dropped connections, and memberships that show up late. Admin endpoints
+//! under `/_sim/` let tests read and steer it.
+//!
+//! Modules: [`config`] (knobs), [`seed`] (starting tenant), `state` (data and rules),
+//! `graphql` (schema, documents, resolvers), `auth` (tokens, rate limit), `faults`,
+//! [`view`] and [`stats`] (what tests read), `server` (HTTP).
+
+mod auth;
+pub mod config;
+mod faults;
+mod graphql;
+pub mod seed;
+mod server;
+mod state;
+pub mod stats;
+pub mod view;
+
+pub use config::{AuthErrorMode, Faults, SimConfig};
+pub use seed::{CategoryType, Seed, SeedCategory, SeedError, SeedGroup, SeedUser};
+pub use server::{AUTH_ERROR_CODE, MAX_BODY, SimHandle, start};
+pub use stats::Stats;
+pub use view::{StateView, UserView};

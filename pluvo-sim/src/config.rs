@@ -1,0 +1,232 @@
+//! Knobs of one simulator instance.
+//!
+//! [`SimConfig`] is what a test or the CLI starts the simulator with; [`Faults`] is the subset
+//! that can be changed while it runs (`SimHandle::set_faults`, `POST /_sim/faults`), so a test
+//! can, say, turn on 5xx answers halfway through a sync without restarting the server and
+//! losing its state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::seed::Seed;
+
+/// How an expired or unknown token is answered on `/graphql/`.
+///
+/// Pluvo's docs say both forms occur, so a client must handle each; `Mixed` alternates between
+/// them (driven by the seeded fault RNG) to prove it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthErrorMode {
+    /// HTTP 401 with a JSON `errors` body.
+    #[default]
+    Http401,
+    /// HTTP 200 with `errors[0].extensions.code == "AuthenticationError"` and no `data`.
+    Graphql,
+    /// Either of the above, chosen per request by the seeded RNG.
+    Mixed,
+}
+
+/// Everything needed to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The only OAuth client the token endpoint accepts.
+    pub client_id: String,
+    pub client_secret: String,
+    /// Sustained requests per second per client on `/graphql/`; 0 means unlimited.
+    pub rate: f64,
+    /// Token-bucket capacity (at least 1 is used when `rate > 0`).
+    pub burst: u32,
+    /// Added to every API request before it is handled.
+    pub latency_ms: u64,
+    /// Token lifetime in seconds, also reported as `expires_in`.
+    pub token_ttl: u64,
+    pub auth_error: AuthErrorMode,
+    /// Probability of answering 500/502/503 before executing anything.
+    pub fault_5xx: f64,
+    /// Probability of dropping the connection before executing anything.
+    pub fault_reset: f64,
+    /// Probability (mutations only) of executing, committing, then dropping the connection.
+    pub fault_after_commit: f64,
+    /// Probability of sleeping `slow_ms` before handling the request.
+    pub fault_slow: f64,
+    pub slow_ms: u64,
+    /// Seed of the fault RNG: the same seed and request order give the same faults.
+    pub fault_seed: u64,
+    /// Seconds before a membership write shows in `group.users`, `userCount` and
+    /// `user.participantGroups` (it is committed, and in `/_sim/state`, at once).
+    pub membership_delay: u64,
+    pub seed: Seed,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self::with_faults(Faults::default())
+    }
+}
+
+impl SimConfig {
+    /// The default client and an empty tenant, with these knobs.
+    pub fn with_faults(faults: Faults) -> Self {
+        let Faults {
+            rate,
+            burst,
+            latency_ms,
+            token_ttl,
+            auth_error,
+            fault_5xx,
+            fault_reset,
+            fault_after_commit,
+            fault_slow,
+            slow_ms,
+            membership_delay,
+        } = faults;
+        Self {
+            client_id: "pluvo-sync".to_owned(),
+            client_secret: "sim-secret".to_owned(),
+            rate,
+            burst,
+            latency_ms,
+            token_ttl,
+            auth_error,
+            fault_5xx,
+            fault_reset,
+            fault_after_commit,
+            fault_slow,
+            slow_ms,
+            fault_seed: 0,
+            membership_delay,
+            seed: Seed::default(),
+        }
+    }
+
+    /// The runtime knobs this configuration starts with.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            rate: self.rate,
+            burst: self.burst,
+            latency_ms: self.latency_ms,
+            token_ttl: self.token_ttl,
+            auth_error: self.auth_error,
+            fault_5xx: self.fault_5xx,
+            fault_reset: self.fault_reset,
+            fault_after_commit: self.fault_after_commit,
+            fault_slow: self.fault_slow,
+            slow_ms: self.slow_ms,
+            membership_delay: self.membership_delay,
+        }
+    }
+}
+
+/// Knobs that can change while the simulator runs. Field meanings are as on [`SimConfig`];
+/// the doc comments double as the CLI help of the same-named flags.
+///
+/// `POST /_sim/faults` takes a JSON object with any subset of these fields and changes only
+/// those; [`crate::SimHandle::set_faults`] replaces all of them (read the current ones with
+/// [`crate::SimHandle::faults`] first to change one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Requests per second per client on /graphql/ (0 = unlimited).
+    #[arg(long, default_value_t = Faults::default().rate)]
+    pub rate: f64,
+    /// Rate-limit burst (token-bucket capacity).
+    #[arg(long, default_value_t = Faults::default().burst)]
+    pub burst: u32,
+    /// Latency added to every API request, in milliseconds.
+    #[arg(long, default_value_t = Faults::default().latency_ms)]
+    pub latency_ms: u64,
+    /// Access token lifetime in seconds.
+    #[arg(long, default_value_t = Faults::default().token_ttl)]
+    pub token_ttl: u64,
+    /// How an invalid or expired token is answered.
+    #[arg(long, value_enum, default_value_t = Faults::default().auth_error)]
+    pub auth_error: AuthErrorMode,
+    /// Probability of a 500/502/503 answer before execution.
+    #[arg(long, default_value_t = Faults::default().fault_5xx)]
+    pub fault_5xx: f64,
+    /// Probability of dropping the connection before execution.
+    #[arg(long, default_value_t = Faults::default().fault_reset)]
+    pub fault_reset: f64,
+    /// Probability of dropping the connection after a mutation was committed.
+    #[arg(long, default_value_t = Faults::default().fault_after_commit)]
+    pub fault_after_commit: f64,
+    /// Probability of a slow answer (see --slow-ms).
+    #[arg(long, default_value_t = Faults::default().fault_slow)]
+    pub fault_slow: f64,
+    /// Delay of a slow answer, in milliseconds.
+    #[arg(long, default_value_t = Faults::default().slow_ms)]
+    pub slow_ms: u64,
+    /// Seconds before a membership change shows in group and user queries.
+    #[arg(long, default_value_t = Faults::default().membership_delay)]
+    pub membership_delay: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            rate: 0.0,
+            burst: 10,
+            latency_ms: 0,
+            token_ttl: 86_400,
+            auth_error: AuthErrorMode::Http401,
+            fault_5xx: 0.0,
+            fault_reset: 0.0,
+            fault_after_commit: 0.0,
+            fault_slow: 0.0,
+            slow_ms: 2_000,
+            membership_delay: 0,
+        }
+    }
+}
+
+impl Faults {
+    /// Applies a partial JSON patch (the body of `POST /_sim/faults`).
+    pub fn patched(&self, patch: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        let mut current = serde_json::to_value(self)?;
+        if let (Some(current), Some(patch)) = (current.as_object_mut(), patch.as_object()) {
+            for (key, value) in patch {
+                current.insert(key.clone(), value.clone());
+            }
+        } else if !patch.is_object() {
+            return Err(serde::de::Error::custom(
+                "faults patch must be a JSON object",
+            ));
+        }
+        serde_json::from_value(current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_changes_only_named_knobs_and_rejects_unknown_ones() {
+        let base = Faults::default();
+        let cases: &[(&str, serde_json::Value, Option<Faults>)] = &[
+            (
+                "one knob",
+                serde_json::json!({"fault_5xx": 0.5}),
+                Some(Faults {
+                    fault_5xx: 0.5,
+                    ..Faults::default()
+                }),
+            ),
+            (
+                "enum knob",
+                serde_json::json!({"auth_error": "mixed", "rate": 2.0}),
+                Some(Faults {
+                    auth_error: AuthErrorMode::Mixed,
+                    rate: 2.0,
+                    ..Faults::default()
+                }),
+            ),
+            ("unknown knob", serde_json::json!({"fault_typo": 1}), None),
+            ("wrong type", serde_json::json!({"burst": "many"}), None),
+            ("not an object", serde_json::json!([1]), None),
+        ];
+        for (name, patch, expected) in cases {
+            let got = base.patched(patch).ok();
+            assert_eq!(&got, expected, "case {name}");
+        }
+    }
+}

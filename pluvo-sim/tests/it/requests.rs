@@ -1,0 +1,131 @@
+//! Documents and bodies the server must reject whole, leaving the tenant untouched.
+
+use serde_json::{Value, json};
+
+use crate::{TestSim, assert_rejected};
+
+#[tokio::test]
+async fn schema_invalid_documents_fail_whole() {
+    let t = TestSim::example().await;
+    let before = t.sim.state();
+    let cases: &[(&str, &str, Value)] = &[
+        (
+            "unknown field",
+            "{ user(ref: \"x\") { id shoeSize } }",
+            json!({}),
+        ),
+        (
+            "unknown argument",
+            "{ user(badge: \"x\") { id } }",
+            json!({}),
+        ),
+        (
+            "wrong argument type",
+            "{ paginatedUsers(first: \"ten\") { count } }",
+            json!({}),
+        ),
+        (
+            "missing required variable",
+            "mutation($ref: String!, $user: UserInput!) { updateOrCreateUser(ref: $ref, user: $user) { created } }",
+            json!({ "ref": "E1" }),
+        ),
+        (
+            "variable of wrong type",
+            "query($n: Int) { paginatedUsers(first: $n) { count } }",
+            json!({ "n": "many" }),
+        ),
+        (
+            "enum value not in schema",
+            "mutation($user: UserInput!) { updateOrCreateUser(ref: \"E1\", user: $user) { created } }",
+            json!({ "user": { "name": "N", "email": "n@example.com", "roles": ["KING"] } }),
+        ),
+        ("syntax error", "{ user(ref: \"x\") { id ", json!({})),
+    ];
+    for (name, query, variables) in cases {
+        let (status, body) = t.gql(query, variables.clone()).await;
+        assert_rejected(status, &body, 400);
+        assert!(
+            body["errors"][0]["message"].as_str().is_some(),
+            "case {name}: {body}"
+        );
+    }
+    assert_eq!(t.sim.state(), before);
+    assert!(t.sim.stats().fields.is_empty(), "nothing executed");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_answered_and_change_nothing() {
+    let t = TestSim::example().await;
+    let before = t.sim.state();
+    let post = || t.http.post(t.url("/graphql/")).bearer_auth(&t.token);
+    let huge = json!({ "query": format!("{{ extraCategories {{ ref }} }} #{}", "x".repeat(3 * 1024 * 1024)) }).to_string();
+    let mutation = r#"mutation { updateOrCreateUser(ref: "E9", sendInvite: false, user: {name: "N", email: "n@example.com"}) { created } }"#;
+    let cases = vec![
+        (
+            "malformed json",
+            post()
+                .header("content-type", "application/json")
+                .body("{\"query\": "),
+            400,
+        ),
+        ("no query", post().json(&json!({ "variables": {} })), 400),
+        (
+            "variables not an object",
+            post().json(&json!({ "query": "{ extraCategories { ref } }", "variables": [1] })),
+            400,
+        ),
+        (
+            "wrong content type",
+            post()
+                .header("content-type", "text/plain")
+                .body(mutation.to_owned()),
+            415,
+        ),
+        (
+            "huge body",
+            post().header("content-type", "application/json").body(huge),
+            413,
+        ),
+        (
+            "unknown operation name",
+            post().json(&json!({ "query": format!("{mutation}"), "operationName": "Nope" })),
+            400,
+        ),
+        (
+            "get instead of post",
+            t.http.get(t.url("/graphql/")).bearer_auth(&t.token),
+            405,
+        ),
+    ];
+    for (name, request, expected) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "case {name}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body.get("data").is_none() && body["errors"].is_array(),
+            "case {name}: {body}"
+        );
+    }
+    assert_eq!(t.sim.state(), before);
+    // The server is still healthy afterwards.
+    let data = t.data("{ extraCategories { ref } }", json!({})).await;
+    assert_eq!(data["extraCategories"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn operation_name_selects_among_several() {
+    let t = TestSim::example().await;
+    let query = "query A { extraCategories { ref } } query B { paginatedGroups { count } }";
+    let response = t
+        .http
+        .post(t.url("/graphql/"))
+        .bearer_auth(&t.token)
+        .json(&json!({ "query": query, "operationName": "B" }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"], json!({ "paginatedGroups": { "count": 9 } }));
+    let (status, body) = t.gql(query, json!({})).await;
+    assert_rejected(status, &body, 400);
+}
