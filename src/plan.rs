@@ -605,7 +605,7 @@ fn guard_archives(
             policy.guard.max_people, policy.guard.max_percent
         );
         (reason, true)
-    } else if unidentified > 0 && people.iter().any(|p| is_absent(p)) {
+    } else if unidentified > 0 && people.iter().any(is_absent) {
         let reason = format!(
             "{unidentified} record(s) have no readable employee number, so people missing from the source \
              may be on them; fix those rows and the archives follow on the next run"

@@ -192,7 +192,7 @@ pub struct Settings {
 #[derive(Debug)]
 pub enum ResolvedSource {
     Csv(CsvSource),
-    Rest(RestSource),
+    Rest(Box<RestSource>),
 }
 
 impl ResolvedSource {
@@ -246,7 +246,7 @@ impl RawSettings {
                     ));
                 }
                 RestSource::from_settings(&rest)
-                    .map(ResolvedSource::Rest)
+                    .map(|source| ResolvedSource::Rest(Box::new(source)))
                     .map_err(|error| problems.push(error.to_string()))
                     .ok()
             }

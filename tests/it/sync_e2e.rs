@@ -283,7 +283,8 @@ async fn a_truncated_export_hits_the_archive_guard_and_an_operator_can_override_
     env.write_export(&rows);
     assert_eq!(env.sync().await.status, RunStatus::Ok);
 
-    // Cut off in the middle of the 13th data row, as a failed upload leaves it.
+    // Cut off 12 bytes into the 14th data row, as a failed upload leaves it: 13 complete rows,
+    // and a broken one whose employee number is still readable, so that person is held.
     let bytes = export_csv(&rows);
     let text = String::from_utf8(bytes).unwrap();
     let cut = text.match_indices("\r\n").nth(13).unwrap().0 + 12;
@@ -293,7 +294,7 @@ async fn a_truncated_export_hits_the_archive_guard_and_an_operator_can_override_
     assert_eq!(report.status, RunStatus::Partial);
     assert_eq!(
         report.withheld_archives.as_ref().unwrap().would_archive,
-        36 - 12
+        36 - 14
     );
     assert!(report.rows_rejected >= 1, "the cut-off row is reported");
     assert!(env.state().users.iter().all(|u| !u.archived));
@@ -307,7 +308,7 @@ async fn a_truncated_export_hits_the_archive_guard_and_an_operator_can_override_
     assert!(report.withheld_archives.is_none());
     assert_eq!(
         env.state().users.iter().filter(|u| u.archived).count(),
-        36 - 12
+        36 - 14
     );
 }
 
