@@ -33,7 +33,7 @@ run plan
 run sync
 run plan
 run journal runs
-run journal person 000104
+run journal person 000123
 
 echo
 echo "== what pluvo-sim now holds (GET $url/_sim/stats)"

@@ -53,7 +53,8 @@ pub async fn prune(
         .rows_affected();
     tx.commit().await?;
     let report = PruneReport { runs, operations };
-    tracing::info!(report.runs, report.operations, "journal pruned");
+    // Callers log what matters to them (the engine only when something went); this is detail.
+    tracing::debug!(report.runs, report.operations, "journal pruned");
     Ok(report)
 }
 

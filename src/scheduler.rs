@@ -8,8 +8,14 @@
 //!   token and keeps track of runs in flight, so shutdown can stop them all and wait for them.
 //! - A **fire** is an instant the [`Schedule`] names. [`Scheduler::tick`] decides, for a given
 //!   "now", whether a fire is due and what came of it (started, or skipped because a run is in
-//!   progress). [`run_scheduler`] only sleeps until the next fire and calls `tick`; tests call
+//!   progress). [`run_scheduler`] only waits for the next fire and calls `tick`; tests call
 //!   `tick` with a [`crate::clock::ManualClock`]'s instants instead of sleeping.
+//!
+//! The waiting is done by tokio-cron-scheduler's `JobScheduler`, as one-shot jobs at the instants
+//! our [`Schedule`] computes. Its own cron-with-time-zone jobs are not used: `Job::new_async_tz`
+//! freezes the zone's UTC offset when the job is created (tokio-cron-scheduler 0.15.1,
+//! `src/job/mod.rs`), so a job made in winter for 02:00 Amsterdam would run at 03:00 all summer.
+//! [`Schedule`] computes every fire in the zone itself and is tested across both changes.
 //!
 //! Overlap policy: a fire that finds a run in progress is **skipped**, logged and counted
 //! (`pluvo_sync_scheduled_runs_skipped_total{reason="busy"}`), not queued: the run in progress
@@ -264,6 +270,7 @@ pub async fn run_scheduler(
             "the schedule never fires again; only manual runs will happen"
         ),
     }
+    let mut timer = Timer::start().await;
     loop {
         let Some(next) = scheduler.next_fire() else {
             shutdown.cancelled().await;
@@ -272,11 +279,80 @@ pub async fn run_scheduler(
         let wait = (next - clock.now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(wait.min(MAX_NAP)) => {}
+            () = timer.wait(wait.min(MAX_NAP)) => {}
         }
         scheduler.tick(clock.now()).await;
     }
+    timer.stop().await;
     tracing::info!("scheduler stopped");
+}
+
+/// Wakes the scheduler loop: a one-shot tokio-cron-scheduler job per wait. Should the job
+/// scheduler fail to start, a plain tokio sleep does the same job, so a scheduling library problem
+/// never stops nightly syncs.
+struct Timer {
+    jobs: Option<tokio_cron_scheduler::JobScheduler>,
+}
+
+impl Timer {
+    async fn start() -> Self {
+        let jobs = match tokio_cron_scheduler::JobScheduler::new().await {
+            Ok(jobs) => match jobs.start().await {
+                Ok(()) => Some(jobs),
+                Err(error) => {
+                    tracing::warn!(%error, "job scheduler did not start; using plain timers");
+                    None
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%error, "job scheduler did not start; using plain timers");
+                None
+            }
+        };
+        Self { jobs }
+    }
+
+    async fn wait(&mut self, wait: Duration) {
+        let Some(jobs) = &self.jobs else {
+            return tokio::time::sleep(wait).await;
+        };
+        let (fired, woken) = tokio::sync::oneshot::channel::<()>();
+        let fired = Arc::new(Mutex::new(Some(fired)));
+        let job = tokio_cron_scheduler::Job::new_one_shot_at_instant_async(
+            std::time::Instant::now() + wait,
+            move |_, _| {
+                let fired = fired.lock().unwrap_or_else(|p| p.into_inner()).take();
+                Box::pin(async move {
+                    if let Some(fired) = fired {
+                        let _ = fired.send(());
+                    }
+                })
+            },
+        );
+        let added = match job {
+            Ok(job) => jobs.add(job).await,
+            Err(error) => Err(error),
+        };
+        match added {
+            // Dropping this future (shutdown) drops `woken`; the one-shot job then fires into a
+            // closed channel and is gone.
+            Ok(_) => {
+                let _ = woken.await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot schedule the next wake-up; using a plain timer");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    async fn stop(self) {
+        if let Some(mut jobs) = self.jobs
+            && let Err(error) = jobs.shutdown().await
+        {
+            tracing::debug!(%error, "job scheduler shutdown");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,9 @@ pub fn init(format: LogFormat, level: &str) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them, not in files or a container's log.
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests) is not an error worth reporting.
     let _ = if json {
         builder
