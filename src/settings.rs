@@ -305,3 +305,142 @@ impl RawSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// The `PLUVO_SYNC__…` entries of compose.yaml's pluvo-sync service, with `${VAR:-default}`
+    /// replaced by its default, as Docker Compose would without a .env file.
+    fn compose_environment() -> HashMap<String, String> {
+        let compose =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/compose.yaml")).unwrap();
+        compose
+            .lines()
+            .filter_map(|line| line.trim().split_once(": "))
+            .filter(|(key, _)| key.starts_with("PLUVO_SYNC__"))
+            .map(|(key, value)| {
+                let value = match value.split_once(":-") {
+                    Some((_, default)) => default.trim_end_matches('}').to_owned(),
+                    None => value.to_owned(),
+                };
+                (key.to_owned(), value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compose_yaml_environment_configures_the_service() {
+        let env = compose_environment();
+        assert!(
+            env.contains_key("PLUVO_SYNC__PLUVO__CLIENT_SECRET"),
+            "{env:?}"
+        );
+        let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/compose.toml"));
+        let settings = load(Some(file), Some(env)).unwrap().resolve().unwrap();
+        assert_eq!(settings.server.listen, "0.0.0.0:8080");
+        let server = settings
+            .server
+            .resolve()
+            .unwrap()
+            .expect("the listener is enabled");
+        assert_eq!(server.listen.to_string(), "0.0.0.0:8080");
+        let now = "2026-11-23T00:00:00Z".parse().unwrap();
+        assert!(settings.schedule.unwrap().resolve(now).is_ok());
+        assert_eq!(settings.database, Path::new("/data/pluvo-sync.db"));
+    }
+
+    #[test]
+    fn every_shipped_config_parses() {
+        // The annotated example reads its secrets from files that exist only in a deployment, so
+        // it is loaded but not resolved; the others resolve completely.
+        let root = env!("CARGO_MANIFEST_DIR");
+        let example = load(
+            Some(&Path::new(root).join("config/pluvo-sync.example.toml")),
+            Some(HashMap::new()),
+        );
+        let example = example.unwrap();
+        assert!(MappingRules::from_settings(&example.mapping).is_ok());
+        assert!(parse_time_zone("sync.time_zone", &example.sync.time_zone).is_ok());
+        let try_it = load(
+            Some(&Path::new(root).join("config/try-it.toml")),
+            Some(HashMap::new()),
+        );
+        assert!(try_it.unwrap().resolve().is_ok());
+    }
+
+    #[test]
+    fn problems_are_reported_together_and_name_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(
+            &file,
+            r#"
+[source.csv]
+path = "x.csv"
+[mapping]
+ref = "nr"
+name = "{first"
+email = "email"
+[pluvo]
+url = "https://acme.pluvo.com"
+client_id = "x"
+[sync]
+time_zone = "Mars/Olympus"
+"#,
+        )
+        .unwrap();
+        let error = load(Some(&file), Some(HashMap::new()))
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("mapping.name"), "{error}");
+        assert!(error.contains("pluvo.client_secret"), "{error}");
+        assert!(error.contains("sync.time_zone"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("typo.toml");
+        let base = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/try-it.toml"),
+        )
+        .unwrap();
+        std::fs::write(&file, base.replace("[sync]", "[sync]\ndatabse = \"x.db\"")).unwrap();
+        let error = load(Some(&file), Some(HashMap::new()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("databse"), "{error}");
+
+        std::fs::write(
+            &file,
+            base.replace("rate_per_second = 20", "rate_per_second = \"fast\""),
+        )
+        .unwrap();
+        let error = load(Some(&file), Some(HashMap::new()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("rate_per_second"), "{error}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/try-it.toml");
+        let env = HashMap::from([
+            (
+                "PLUVO_SYNC__SYNC__TIME_ZONE".to_owned(),
+                "Europe/Berlin".to_owned(),
+            ),
+            (
+                "PLUVO_SYNC__PLUVO__RATE_PER_SECOND".to_owned(),
+                "3".to_owned(),
+            ),
+        ]);
+        let settings = load(Some(&file), Some(env)).unwrap().resolve().unwrap();
+        assert_eq!(settings.time_zone, chrono_tz::Europe::Berlin);
+    }
+}
