@@ -264,7 +264,7 @@ impl RawSettings {
         let pluvo = self
             .pluvo
             .resolve()
-            .map_err(|error| problems.push(format!("pluvo: {error}")))
+            .map_err(|error| problems.push(error.to_string()))
             .ok();
         let time_zone = parse_time_zone("sync.time_zone", &self.sync.time_zone)
             .map_err(|error| problems.push(error))
