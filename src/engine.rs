@@ -88,7 +88,6 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::apply::Applier;
 use crate::clock::SharedClock;
@@ -223,21 +222,10 @@ impl Engine {
         })
     }
 
-    /// One run, journaled from start to end. The caller holds the run lease.
+    /// One run, journaled from start to end. The caller holds the run lease. Every log line of
+    /// the run carries its `run_id`, which is also its key in the journal.
+    #[tracing::instrument(name = "run", skip_all, fields(%run_id, %trigger))]
     pub async fn run_once(
-        &self,
-        run_id: String,
-        trigger: Trigger,
-        options: RunOptions,
-        cancel: CancellationToken,
-    ) -> RunReport {
-        let span = tracing::info_span!("run", %run_id, %trigger);
-        self.run_inner(run_id, trigger, options, cancel)
-            .instrument(span)
-            .await
-    }
-
-    async fn run_inner(
         &self,
         run_id: String,
         trigger: Trigger,

@@ -133,6 +133,14 @@ impl Context {
     }
 }
 
+/// Loads the configuration and builds the engine: what `plan`, `sync`, `check` and `run` start
+/// with.
+pub async fn load_engine(cli: &Cli) -> Result<(Context, Engine), Exit> {
+    let context = Context::load(cli)?;
+    let engine = context.engine().await?;
+    Ok((context, engine))
+}
+
 fn report_config_error(error: settings::SettingsError) -> Exit {
     eprintln!("error: {error}");
     Exit::Usage

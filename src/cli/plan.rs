@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Cli, Context, Exit};
+use super::{Cli, Exit};
 use crate::engine::{Prepared, RunOptions};
 use crate::plan::{ArchiveReason, Lifecycle, UserChange};
 
@@ -18,12 +18,8 @@ pub struct Args {
 }
 
 pub async fn run(cli: &Cli, args: &Args) -> Exit {
-    let context = match Context::load(cli) {
-        Ok(context) => context,
-        Err(exit) => return exit,
-    };
-    let engine = match context.engine().await {
-        Ok(engine) => engine,
+    let (context, engine) = match super::load_engine(cli).await {
+        Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
     let options = RunOptions {

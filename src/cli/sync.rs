@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Cli, Context, Exit};
+use super::{Cli, Exit};
 use crate::engine::{RunOptions, RunStatus, Trigger};
 use crate::lease::Lease;
 
@@ -26,12 +26,8 @@ pub struct Args {
 }
 
 pub async fn run(cli: &Cli, args: &Args) -> Exit {
-    let context = match Context::load(cli) {
-        Ok(context) => context,
-        Err(exit) => return exit,
-    };
-    let engine = match context.engine().await {
-        Ok(engine) => engine,
+    let (_context, engine) = match super::load_engine(cli).await {
+        Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
     let cancel = CancellationToken::new();
