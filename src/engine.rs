@@ -380,7 +380,15 @@ impl Engine {
             .rejected
             .iter()
             .map(|rejected| {
-                tracing::warn!(location = %rejected.location, field = rejected.field.as_deref(), reason = %rejected.reason, "record rejected");
+                // The reason can quote the bad value (an e-mail address), so it goes to the
+                // journal and to debug logs only; people are logged by ref.
+                tracing::warn!(
+                    location = %rejected.location,
+                    employee_ref = rejected.employee_ref.as_deref(),
+                    field = rejected.field.as_deref(),
+                    "record rejected; the reason is in the journal"
+                );
+                tracing::debug!(location = %rejected.location, reason = %rejected.reason, "rejection reason");
                 OperationRecord {
                     employee_ref: rejected.employee_ref.clone(),
                     kind: "rejected_record",
