@@ -344,6 +344,17 @@ impl Engine {
         totals.ops_failed = outcome.failed;
         totals.ops_skipped = outcome.skipped;
 
+        if !outcome.aborted
+            && let Err(error) = crate::snapshot::mark_seen(
+                self.journal.pool(),
+                &run_id,
+                mapped.people.keys().chain(&mapped.held),
+            )
+            .await
+        {
+            tracing::warn!(%error, "cannot record who was in the source");
+        }
+
         let remaining = totals
             .ops_planned
             .saturating_sub(outcome.ok + outcome.failed + outcome.skipped);

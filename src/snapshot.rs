@@ -167,3 +167,29 @@ mod erased {
         }
     }
 }
+
+/// Records that these people were in the source of `run_id`, changed or not, so the snapshot
+/// answers "when did the HR system last list this person?". One transaction, in chunks that
+/// stay under SQLite's bound-parameter limit.
+pub async fn mark_seen<'a>(
+    pool: &SqlitePool,
+    run_id: &str,
+    people: impl Iterator<Item = &'a EmployeeRef>,
+) -> Result<(), sqlx::Error> {
+    const CHUNK: usize = 500;
+    let refs: Vec<&str> = people.map(EmployeeRef::as_str).collect();
+    let mut tx = pool.begin().await?;
+    for chunk in refs.chunks(CHUNK) {
+        // A JSON array keeps the statement text fixed whatever the chunk size.
+        let list = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".to_owned());
+        sqlx::query(
+            "UPDATE snapshot_users SET last_seen_run = ?1 \
+             WHERE employee_ref IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(run_id)
+        .bind(list)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}

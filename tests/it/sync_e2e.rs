@@ -111,6 +111,18 @@ async fn an_unchanged_second_run_sends_no_request_at_all() {
         before.requests_total,
         "no request, not even a token"
     );
+
+    // The snapshot still records that everyone was in this run's source.
+    let seen: Vec<(String, String)> =
+        sqlx::query_as("SELECT first_seen_run, last_seen_run FROM snapshot_users")
+            .fetch_all(env.journal().pool())
+            .await
+            .unwrap();
+    assert_eq!(seen.len(), 6);
+    assert!(
+        seen.iter()
+            .all(|(first, last)| first != last && last == &report.run_id)
+    );
 }
 
 #[tokio::test]
