@@ -1,5 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
+mod cli;
 mod helpers;
 mod pluvo_client;
+mod service;
 mod sync_e2e;
