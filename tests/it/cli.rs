@@ -347,3 +347,29 @@ async fn two_syncs_with_wait_both_succeed_and_create_nobody_twice() {
     assert!(runs.iter().all(|r| r.status == "ok"), "{runs:#?}");
     assert_eq!(env.stats().invitations, 0);
 }
+
+#[tokio::test]
+async fn processes_opening_a_new_database_together_all_get_its_schema() {
+    let env = TestEnv::start().await;
+    // The race is timing-dependent, so give it several chances to show.
+    for round in 0..4 {
+        let database = env.dir.path().join(format!("new-{round}.db"));
+        let config = env.config_variant(&format!("new-{round}"), |t| {
+            t.replace(
+                &env.database.display().to_string(),
+                &database.display().to_string(),
+            )
+        });
+        let plan = async || {
+            run(pluvo_sync_command()
+                .arg("--config")
+                .arg(&config)
+                .arg("plan"))
+            .await
+        };
+        let (a, b, c) = tokio::join!(plan(), plan(), plan());
+        for out in [a, b, c] {
+            out.assert_code(0);
+        }
+    }
+}
