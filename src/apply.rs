@@ -127,31 +127,40 @@ impl Applier<'_> {
                         .iter()
                         .map(|(employee_ref, change)| upsert_for(employee_ref, change))
                         .collect();
-                    let batch = self.client.upsert_users(&items).await;
-                    (chunk, batch)
+                    let Batch {
+                        attempts,
+                        elapsed,
+                        items,
+                    } = self.client.upsert_users(&items).await;
+                    // Adoptions run here, inside the call, and not in the loop below: while the
+                    // loop body awaits, the other calls in `buffered` are not polled, and one of
+                    // them may already own the client's token lock (tokio's Mutex hands it to the
+                    // next waiter on release), so a client call from the loop body can wait
+                    // forever.
+                    let mut results = Vec::with_capacity(chunk.len());
+                    for ((employee_ref, change), result) in chunk.iter().zip(items) {
+                        results.push(match (result, change) {
+                            (Err(error), UserChange::Create { user }) if error.is_field_error() => {
+                                self.adopt(employee_ref, user, error).await
+                            }
+                            (result, _) => result
+                                .map(|user| (user, change.kind()))
+                                .map_err(|e| e.to_string()),
+                        });
+                    }
+                    (chunk, attempts, elapsed, results)
                 }
                 .boxed()
             })
             .collect();
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
-        while let Some((chunk, batch)) = self.next_unless_cancelled(&mut results).await {
-            let Batch {
-                attempts,
-                elapsed,
-                items,
-            } = batch;
+        while let Some((chunk, attempts, elapsed, items)) =
+            self.next_unless_cancelled(&mut results).await
+        {
             let mut ops = Vec::with_capacity(chunk.len());
             let mut acked = Vec::new();
             for ((employee_ref, change), result) in chunk.iter().zip(items) {
-                let result = match (result, change) {
-                    (Err(error), UserChange::Create { user }) if error.is_field_error() => {
-                        self.adopt(employee_ref, user, error).await
-                    }
-                    (result, _) => result
-                        .map(|user| (user, change.kind()))
-                        .map_err(|e| e.to_string()),
-                };
                 let mut op = OperationRecord {
                     employee_ref: Some(employee_ref.to_string()),
                     kind: change.kind(),

@@ -28,6 +28,13 @@ pub async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .max_connections(4)
         .connect_with(options)
         .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
+    // sqlx does not lock SQLite while migrating, so two processes opening a new file at once
+    // (the daemon and a `sync`, two cron jobs) both apply the first migration and one fails with
+    // "table already exists". An IMMEDIATE transaction takes the write lock before reading which
+    // migrations are applied; the migrations run inside it as savepoints, and the process that
+    // waited (busy_timeout) then finds them applied.
+    let mut migrating = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::migrate!("./migrations").run(&mut migrating).await?;
+    migrating.commit().await?;
     Ok(pool)
 }

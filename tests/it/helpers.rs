@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pluvo_sim::{Seed, SimConfig, SimHandle, StateView, Stats};
 use pluvo_sync::clock::ManualClock;
@@ -13,6 +15,8 @@ use pluvo_sync::journal::Journal;
 use pluvo_sync::metrics::Metrics;
 use pluvo_sync::pluvo::PluvoClient;
 use tempfile::TempDir;
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 /// "Now" in every engine test: Monday 23 November 2026, 10:00 in Amsterdam.
@@ -253,5 +257,270 @@ impl TestEnv {
 
     pub fn journal(&self) -> &Journal {
         self.engine().journal()
+    }
+
+    /// Rewrites the config file without rebuilding the engine, e.g. to make it invalid.
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(&self.config, edit(text)).unwrap();
+    }
+
+    /// The real `pluvo-sync` binary with this environment's config file.
+    /// Writes a variant of the config file next to it, for a test that needs several at once.
+    pub fn config_variant(&self, name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, edit(text)).unwrap();
+        path
+    }
+
+    pub fn cli(&self) -> Command {
+        let mut command = pluvo_sync_command();
+        command.arg("--config").arg(&self.config);
+        command
+    }
+
+    /// Runs `pluvo-sync --config <ours> <args>` to completion.
+    pub async fn run_cli(&self, args: &[&str]) -> CliOutput {
+        run(self.cli().args(args)).await
+    }
+
+    /// Adds a `[schedule]` and a `[server]` listening on a random port with [`TRIGGER_TOKEN`],
+    /// then starts `pluvo-sync run` and waits until its admin listener answers.
+    pub async fn start_service(&self, schedule: &str) -> Spawned {
+        self.edit_config(|text| format!("{text}\n{schedule}\n{}", service_tables()));
+        let mut service = Spawned::spawn(self.cli().arg("run"));
+        service.wait_ready().await;
+        service
+    }
+}
+
+/// Asserts every employee in `rows` has exactly one Pluvo account, found by ref and by e-mail.
+pub fn assert_each_employee_once(state: &StateView, rows: &[Employee]) {
+    for e in rows {
+        let by_ref = state
+            .users
+            .iter()
+            .filter(|u| u.ref_.as_deref() == Some(&e.number))
+            .count();
+        let by_email = state
+            .users
+            .iter()
+            .filter(|u| u.email.eq_ignore_ascii_case(&e.email))
+            .count();
+        assert_eq!((by_ref, by_email), (1, 1), "accounts of {}", e.number);
+    }
+}
+
+/// The bearer token of the service tests' admin listener.
+pub const TRIGGER_TOKEN: &str = "test-trigger-token";
+
+/// `[server]` on a random loopback port (the service logs the bound address) and a short grace.
+pub fn service_tables() -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntrigger_token = \"{TRIGGER_TOKEN}\"\n\n\
+         [service]\nshutdown_grace_secs = {}\n",
+        SHUTDOWN_GRACE.as_secs()
+    )
+}
+
+/// `shutdown_grace_secs` of the service tests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Generous bound for anything a spawned process does; a loaded 2-core machine is slow.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// `pluvo-sync` with none of the caller's `PLUVO_SYNC*` or `RUST_LOG` variables, so the test
+/// decides the whole configuration, and killed if the test gives up on it.
+pub fn pluvo_sync_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pluvo-sync"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("PLUVO_SYNC") || key == "RUST_LOG" || key == "NO_COLOR" {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    command
+}
+
+/// What a finished `pluvo-sync` printed, and how it exited.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// stdout as JSON; panics with both streams when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {self:#?}"))
+    }
+
+    /// Asserts the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
+        self
+    }
+}
+
+/// Runs `command` to completion within [`PATIENCE`]; on timeout, kills it and shows what it
+/// printed so far.
+pub async fn run(command: &mut Command) -> CliOutput {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = tokio::spawn(read_all(child.stdout.take().unwrap()));
+    let stderr = tokio::spawn(read_all(child.stderr.take().unwrap()));
+    let status = tokio::time::timeout(PATIENCE, child.wait()).await;
+    if status.is_err() {
+        child.kill().await.unwrap();
+    }
+    let output = CliOutput {
+        code: -1,
+        stdout: stdout.await.unwrap(),
+        stderr: stderr.await.unwrap(),
+    };
+    match status {
+        Ok(status) => CliOutput {
+            code: status
+                .unwrap()
+                .code()
+                .expect("exited, not killed by a signal"),
+            ..output
+        },
+        Err(_) => panic!("pluvo-sync did not finish within {PATIENCE:?}: {output:#?}"),
+    }
+}
+
+async fn read_all(mut stream: impl tokio::io::AsyncRead + Unpin) -> String {
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
+        .await
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Polls `condition` every 50 ms until it holds; panics after [`PATIENCE`] naming `what`.
+pub async fn wait_until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A spawned `pluvo-sync` (usually `run`), its stderr collected line by line: JSON logs, since
+/// stderr is a pipe.
+pub struct Spawned {
+    pub child: Child,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    pub http: reqwest::Client,
+}
+
+impl Spawned {
+    pub fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child,
+            logs,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The admin listener's address, from the "admin listener ready" log line.
+    pub fn addr(&self) -> Option<String> {
+        self.logs.lock().unwrap().iter().find_map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+            if entry["message"] != "admin listener ready" {
+                return None;
+            }
+            entry["addr"].as_str().map(str::to_owned)
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr().expect("the listener is up"))
+    }
+
+    /// Waits until the listener has logged its address; panics if the process exits first.
+    pub async fn wait_ready(&mut self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.addr().is_none() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("pluvo-sync run exited with {status}: {}", self.logs());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the admin listener never came up: {}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// `POST /v1/sync`, with the bearer token when `token` is given.
+    pub async fn trigger(&self, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.post(self.url("/v1/sync"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Sends SIGTERM (through `kill(1)`: the tests use no FFI).
+    pub async fn terminate(&self) {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, within `limit`; its exit code.
+    pub async fn exit_code(&mut self, limit: Duration) -> i32 {
+        let status = tokio::time::timeout(limit, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "pluvo-sync run did not exit within {limit:?}: {}",
+                    self.logs()
+                )
+            })
+            .unwrap();
+        status.code().expect("exited, not killed by a signal")
     }
 }

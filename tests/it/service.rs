@@ -1,0 +1,268 @@
+//! `pluvo-sync run` as a spawned service: admin listener, schedule, SIGTERM, start-up errors.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use pluvo_sim::{Seed, SimConfig};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{
+    Employee, SHUTDOWN_GRACE, TRIGGER_TOKEN, TestEnv, assert_each_employee_once, employee,
+    pluvo_sync_command, run, service_tables, wait_until,
+};
+
+/// A schedule that never fires during a test: only the trigger and `run_on_start` start runs.
+const NEVER: &str = "[schedule]\ncron = \"0 0 3 1 1 * 2099\"\n";
+
+/// Shutdown may take the grace period plus the listener's drain; the rest is slack for a busy
+/// machine.
+const EXIT_WITHIN: std::time::Duration = SHUTDOWN_GRACE.saturating_mul(4);
+
+fn slow_sim(latency_ms: u64) -> SimConfig {
+    SimConfig {
+        seed: Seed::example(),
+        latency_ms,
+        ..SimConfig::default()
+    }
+}
+
+/// Metric samples by series (name with labels), from Prometheus text.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_admin_listener_triggers_reports_and_measures_runs() {
+    let env = TestEnv::start_with(slow_sim(200)).await;
+    let mut service = env.start_service(NEVER).await;
+
+    assert_eq!(service.get("/healthz").await.status(), StatusCode::OK);
+    assert_eq!(service.get("/readyz").await.status(), StatusCode::OK);
+    assert_eq!(
+        service.get("/v1/runs/latest").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(
+        service.trigger(None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        service.trigger(Some("not-the-token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let accepted = service.trigger(Some(TRIGGER_TOKEN)).await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let run_id = accepted.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The sim answers every request after 200 ms, so the run is certainly still going.
+    let second = service.trigger(Some(TRIGGER_TOKEN)).await;
+    assert_eq!(second.status(), StatusCode::CONFLICT);
+    let conflict: Value = second.json().await.unwrap();
+    assert_eq!(
+        conflict["holder"]["run_id"],
+        run_id.as_str(),
+        "{conflict:#}"
+    );
+
+    // The run's journal row appears shortly after the 202, and its status when it ends.
+    let mut latest = Value::Null;
+    wait_until("the triggered run is journaled as finished", async || {
+        let response = service.get("/v1/runs/latest").await;
+        if response.status() != StatusCode::OK {
+            return false;
+        }
+        latest = response.json().await.unwrap();
+        latest["id"] == run_id.as_str() && latest["status"] != "running"
+    })
+    .await;
+    assert_eq!(latest["status"], "ok", "{latest:#}");
+    assert_eq!(latest["trigger"], "http");
+    assert_eq!(latest["plan_summary"]["create"], 6, "{latest:#}");
+
+    let metrics = service.get("/metrics").await.text().await.unwrap();
+    let samples = samples(&metrics);
+    assert_eq!(
+        samples.get("pluvo_sync_runs_total{status=\"ok\"}"),
+        Some(&1.0),
+        "{metrics}"
+    );
+    let sum = |prefix: &str| -> f64 {
+        samples
+            .iter()
+            .filter(|(series, _)| series.starts_with(prefix))
+            .map(|(_, value)| value)
+            .sum()
+    };
+    assert!(sum("pluvo_requests_total{") >= 1.0, "{metrics}");
+    assert_eq!(sum("pluvo_sync_operations_total{"), 30.0, "{metrics}");
+
+    service.terminate().await;
+    assert_eq!(
+        service.exit_code(EXIT_WITHIN).await,
+        0,
+        "{}",
+        service.logs()
+    );
+}
+
+#[tokio::test]
+async fn the_schedule_fires_and_its_runs_are_journaled() {
+    let env = TestEnv::start().await;
+    let mut service = env
+        .start_service("[schedule]\ncron = \"*/2 * * * * *\"\n")
+        .await;
+
+    wait_until("two scheduled runs have finished", async || {
+        let runs = env.journal().runs(10).await.unwrap();
+        runs.iter()
+            .filter(|r| r.trigger == "schedule" && r.status == "ok")
+            .count()
+            >= 2
+    })
+    .await;
+    let runs = env.journal().runs(10).await.unwrap();
+    assert!(
+        runs.iter().all(|r| r.trigger == "schedule"),
+        "only the schedule started runs: {runs:#?}"
+    );
+    assert_eq!(env.state().user("000124").unwrap().name, "Thijs Berg");
+
+    service.terminate().await;
+    assert_eq!(
+        service.exit_code(EXIT_WITHIN).await,
+        0,
+        "{}",
+        service.logs()
+    );
+}
+
+/// `count` people with unique numbers and addresses, spread over the example tenant's groups.
+fn many_employees(count: usize) -> Vec<Employee> {
+    let departments = ["Sales", "Engineering", "Finance", "HR"];
+    let locations = ["Amsterdam", "Utrecht", "Rotterdam"];
+    (0..count)
+        .map(|i| {
+            employee(
+                &format!("{:06}", 200 + i),
+                &format!("Person{i:02}"),
+                "Tester",
+                departments[i % departments.len()],
+                locations[i % locations.len()],
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sigterm_mid_run_exits_0_journals_aborted_and_the_next_sync_completes_it() {
+    let env = TestEnv::start_with(slow_sim(300)).await;
+    let people = many_employees(40);
+    env.write_export(&people);
+    // One request at a time, two people per document: the creates alone take about 6 s.
+    env.edit_config(|t| {
+        t.replace("concurrency = 4", "concurrency = 1")
+            .replace("batch_size = 4", "batch_size = 2")
+    });
+    let mut service = env
+        .start_service(&format!("{NEVER}run_on_start = true\n"))
+        .await;
+
+    let created = || {
+        env.state()
+            .users
+            .iter()
+            .filter(|u| u.ref_.is_some())
+            .count()
+    };
+    wait_until("some people are created", async || created() >= 2).await;
+    assert!(created() < people.len(), "the run ended before SIGTERM");
+    service.terminate().await;
+    assert_eq!(
+        service.exit_code(EXIT_WITHIN).await,
+        0,
+        "{}",
+        service.logs()
+    );
+    assert!(created() < people.len(), "the run went on after SIGTERM");
+
+    let run = env.journal().latest_run().await.unwrap().unwrap();
+    assert_eq!(
+        (run.trigger.as_str(), run.status.as_str()),
+        ("startup", "aborted"),
+        "{run:#?}"
+    );
+    assert_eq!(run.ops_planned, 200, "five operations per person");
+    assert!(run.ops_ok >= 2, "{run:#?}");
+    let remained = run.ops_planned - run.ops_ok - run.ops_failed - run.ops_skipped;
+    let summary = run.error_summary.unwrap_or_default();
+    assert!(
+        summary.contains(&format!(
+            "aborted by shutdown; {remained} operation(s) remained for the next run"
+        )),
+        "{summary}"
+    );
+
+    let mut faults = env.sim.faults();
+    faults.latency_ms = 0;
+    env.sim.set_faults(faults);
+    env.run_cli(&["sync"]).await.assert_code(0);
+    assert_each_employee_once(&env.state(), &people);
+    assert_eq!(env.stats().invitations, 0);
+}
+
+#[tokio::test]
+async fn bad_start_up_input_exits_2_naming_the_problem() {
+    let env = TestEnv::start().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let server = service_tables();
+    let cases = [
+        ("no-schedule", server.clone(), "schedule.cron".to_owned()),
+        (
+            "malformed-cron",
+            format!("[schedule]\ncron = \"every night at 3\"\n{server}"),
+            "schedule.cron".to_owned(),
+        ),
+        (
+            "unknown-zone",
+            format!("{NEVER}time_zone = \"Mars/Olympus_Mons\"\n{server}"),
+            "schedule.time_zone".to_owned(),
+        ),
+        (
+            "no-token",
+            format!("{NEVER}[server]\nlisten = \"127.0.0.1:0\"\n"),
+            "server.trigger_token".to_owned(),
+        ),
+        (
+            "port-in-use",
+            format!("{NEVER}{}", server.replace("127.0.0.1:0", &taken_addr)),
+            taken_addr.clone(),
+        ),
+    ];
+    for (name, tables, expected) in cases {
+        let config = env.config_variant(name, |t| format!("{t}\n{tables}"));
+        let out = run(pluvo_sync_command().arg("--config").arg(&config).arg("run")).await;
+        assert_eq!(out.code, 2, "{name}: {out:#?}");
+        assert!(
+            out.stderr.contains(&expected),
+            "{name}: {expected} not named: {out:#?}"
+        );
+    }
+    assert!(
+        env.journal().runs(10).await.unwrap().is_empty(),
+        "no run started"
+    );
+    assert_eq!(env.stats().requests_total, 0);
+    drop(taken);
+}
