@@ -12,6 +12,7 @@
 //! idempotent (users are selected by `ref`, values and memberships are set, not toggled).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -75,6 +76,18 @@ impl ApplyOutcome {
     }
 }
 
+/// The next call that was actually made, skipping those that shutdown stopped from starting.
+async fn next_started<T, S: futures::Stream<Item = Option<T>> + Unpin>(
+    results: &mut S,
+) -> Option<T> {
+    while let Some(item) = results.next().await {
+        if item.is_some() {
+            return item;
+        }
+    }
+    None
+}
+
 /// Everything [`apply`] needs besides the plan.
 pub struct Applier<'a> {
     pub client: &'a PluvoClient,
@@ -122,7 +135,7 @@ impl Applier<'_> {
         let calls: Vec<BoxFuture<'_, _>> = chunks
             .into_iter()
             .map(|chunk| {
-                async move {
+                self.unless_cancelled(async move {
                     let items: Vec<UserUpsert> = chunk
                         .iter()
                         .map(|(employee_ref, change)| upsert_for(employee_ref, change))
@@ -149,15 +162,12 @@ impl Applier<'_> {
                         });
                     }
                     (chunk, attempts, elapsed, results)
-                }
-                .boxed()
+                })
             })
             .collect();
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
-        while let Some((chunk, attempts, elapsed, items)) =
-            self.next_unless_cancelled(&mut results).await
-        {
+        while let Some((chunk, attempts, elapsed, items)) = next_started(&mut results).await {
             let mut ops = Vec::with_capacity(chunk.len());
             let mut acked = Vec::new();
             for ((employee_ref, change), result) in chunk.iter().zip(items) {
@@ -262,7 +272,7 @@ impl Applier<'_> {
         let calls: Vec<BoxFuture<'_, _>> = chunks
             .into_iter()
             .map(|chunk| {
-                async move {
+                self.unless_cancelled(async move {
                     let items: Vec<CategoryUpdate> = chunk
                         .iter()
                         .map(|(employee_ref, changes)| CategoryUpdate {
@@ -274,13 +284,12 @@ impl Applier<'_> {
                         })
                         .collect();
                     (chunk, self.client.set_category_values(&items).await)
-                }
-                .boxed()
+                })
             })
             .collect();
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
-        while let Some((chunk, batch)) = self.next_unless_cancelled(&mut results).await {
+        while let Some((chunk, batch)) = next_started(&mut results).await {
             let mut ops = Vec::with_capacity(chunk.len());
             let mut acked = Vec::new();
             for ((employee_ref, changes), result) in chunk.iter().zip(batch.items) {
@@ -347,7 +356,7 @@ impl Applier<'_> {
         let calls: Vec<BoxFuture<'_, _>> = calls
             .into_iter()
             .map(|(group, adding, refs)| {
-                async move {
+                self.unless_cancelled(async move {
                     let started = Instant::now();
                     let result = if adding {
                         self.client.add_to_group(group, &refs).await
@@ -355,15 +364,12 @@ impl Applier<'_> {
                         self.client.remove_from_group(group, &refs).await
                     };
                     (group, adding, refs, result, started.elapsed())
-                }
-                .boxed()
+                })
             })
             .collect();
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
-        while let Some((group, adding, refs, result, elapsed)) =
-            self.next_unless_cancelled(&mut results).await
-        {
+        while let Some((group, adding, refs, result, elapsed)) = next_started(&mut results).await {
             let kind = if adding { "group_add" } else { "group_remove" };
             let mut ops = Vec::with_capacity(refs.len());
             let mut acked = Vec::new();
@@ -412,20 +418,20 @@ impl Applier<'_> {
         }
     }
 
-    /// The next finished call, or `None` once shutdown was requested: calls in flight are dropped
-    /// unacknowledged (they are idempotent and the next run repeats them), no new ones start.
-    async fn next_unless_cancelled<S: futures::Stream + Unpin>(
-        &self,
-        results: &mut S,
-    ) -> Option<S::Item> {
-        if self.cancel.is_cancelled() {
-            return None;
+    /// Wraps one call so that it sends nothing once shutdown was requested. Calls already under
+    /// way when it comes finish, and their results are journaled; the rest resolve to `None` at
+    /// once and are left for the next run (every call is idempotent, so that is safe).
+    fn unless_cancelled<'a, T: Send + 'a>(
+        &'a self,
+        call: impl Future<Output = T> + Send + 'a,
+    ) -> BoxFuture<'a, Option<T>> {
+        async move {
+            if self.cancel.is_cancelled() {
+                return None;
+            }
+            Some(call.await)
         }
-        tokio::select! {
-            biased;
-            item = results.next() => item,
-            () = self.cancel.cancelled() => None,
-        }
+        .boxed()
     }
 
     async fn skip<'r>(

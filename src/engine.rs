@@ -462,6 +462,13 @@ impl Engine {
                 self.clock.now().timestamp() as f64,
             );
         }
+        if matches!(report.status, RunStatus::Failed | RunStatus::Aborted) {
+            let reason = report
+                .errors
+                .first()
+                .map(|e| crate::telemetry::redact_emails(e));
+            tracing::error!(status = %report.status, reason = reason.as_deref(), "run did not complete");
+        }
         let summary = report.summary.unwrap_or_default();
         tracing::info!(
             status = %report.status,

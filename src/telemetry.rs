@@ -44,3 +44,50 @@ pub fn init(format: LogFormat, level: &str) {
 fn unreachable_directive() -> tracing_subscriber::filter::Directive {
     tracing_subscriber::filter::LevelFilter::WARN.into()
 }
+
+/// Replaces anything shaped like an e-mail address with `<e-mail>`, for messages that come from
+/// elsewhere (Pluvo's error texts) and go to logs, which must not carry personal data.
+pub fn redact_emails(text: &str) -> String {
+    text.split_inclusive(|c: char| {
+        c.is_whitespace() || matches!(c, '\'' | '"' | ',' | ';' | '<' | '>' | '(' | ')')
+    })
+    .map(|word| {
+        let end = word.trim_end_matches(|c: char| {
+            c.is_whitespace() || matches!(c, '\'' | '"' | ',' | ';' | '<' | '>' | '(' | ')')
+        });
+        let (local, domain) = end.split_once('@').unwrap_or_default();
+        if !local.is_empty() && domain.contains('.') {
+            format!("<e-mail>{}", &word[end.len()..])
+        } else {
+            word.to_owned()
+        }
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_emails;
+
+    #[test]
+    fn e_mail_addresses_are_redacted_and_the_rest_kept() {
+        let cases = [
+            (
+                "quoted",
+                "email 'ann@example.com' is taken",
+                "email '<e-mail>' is taken",
+            ),
+            ("bare", "ann@example.com taken", "<e-mail> taken"),
+            ("angle", "Ann <ann.smit@example.co.uk>", "Ann <<e-mail>>"),
+            (
+                "no address",
+                "token expired @ 10:00",
+                "token expired @ 10:00",
+            ),
+            ("empty", "", ""),
+        ];
+        for (name, input, expected) in cases {
+            assert_eq!(redact_emails(input), expected, "case {name}");
+        }
+    }
+}

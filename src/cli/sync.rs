@@ -31,12 +31,22 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         Err(exit) => return exit,
     };
     let cancel = CancellationToken::new();
+    // SIGTERM too: a CronJob or container stop must end the run as `aborted`, not kill it.
+    let signals = match crate::daemon::ShutdownSignals::register() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("error: cannot install the SIGTERM/SIGINT handlers: {error}");
+            return Exit::Failed;
+        }
+    };
     let on_signal = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("interrupted: finishing calls in flight, then stopping");
-            on_signal.cancel();
-        }
+        let signal = signals.recv().await;
+        tracing::warn!(
+            signal,
+            "stopping: calls in flight finish, no new ones start"
+        );
+        on_signal.cancel();
     });
 
     let run_id = uuid::Uuid::new_v4().to_string();
