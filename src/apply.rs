@@ -107,7 +107,7 @@ impl Applier<'_> {
 
         self.users_phase(plan, snapshot, &mut blocked, &mut outcome)
             .await;
-        self.categories_phase(plan, snapshot, &mut blocked, &mut outcome)
+        self.categories_phase(plan, snapshot, &blocked, &mut outcome)
             .await;
         self.memberships_phase(plan, snapshot, &blocked, &mut outcome)
             .await;
@@ -251,7 +251,7 @@ impl Applier<'_> {
         &self,
         plan: &Plan,
         snapshot: &mut Snapshot,
-        blocked: &mut BTreeSet<EmployeeRef>,
+        blocked: &BTreeSet<EmployeeRef>,
         outcome: &mut ApplyOutcome,
     ) {
         let work: Vec<(&EmployeeRef, &Vec<CategoryChange>)> = plan

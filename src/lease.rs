@@ -16,6 +16,7 @@
 //! and preferably WAL, so readers do not block the heartbeat.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -92,6 +93,22 @@ pub fn new_owner() -> String {
     )
 }
 
+/// True when `owner` (`host:pid:random`) names this host and a process id that does not exist.
+/// Linux only (`/proc`); elsewhere nobody is presumed dead.
+fn holder_is_dead_here(owner: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (Some(_random), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == hostname()
+        && pid != std::process::id()
+        && Path::new("/proc/self").exists()
+        && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 fn hostname() -> String {
     // Linux (and so the container) exposes it here; HOSTNAME covers shells elsewhere.
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -156,9 +173,46 @@ impl Lease {
         .rows_affected()
             == 1;
         if !taken {
-            return Ok(None);
+            return self.take_from_dead_holder(run_id, owner, now).await;
         }
         tracing::debug!(lease = %self.name, %owner, run_id, "lease acquired");
+        Ok(Some(LeaseGuard::start(self.clone(), owner)))
+    }
+
+    /// A holder on this host whose process no longer exists (killed with SIGKILL, say) cannot be
+    /// running anything: take its lease now instead of making everyone wait for the expiry. A
+    /// holder on another host (another container sharing the volume) is left to its expiry, as
+    /// its liveness cannot be seen from here.
+    async fn take_from_dead_holder(
+        &self,
+        run_id: &str,
+        owner: String,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LeaseGuard>, sqlx::Error> {
+        let Some(holder) = self.holder().await? else {
+            return Ok(None);
+        };
+        if !holder_is_dead_here(&holder.owner) {
+            return Ok(None);
+        }
+        let taken = sqlx::query(
+            "UPDATE run_lease SET owner = ?1, run_id = ?2, acquired_at = ?3, expires_at = ?4
+             WHERE name = ?5 AND owner = ?6",
+        )
+        .bind(&owner)
+        .bind(run_id)
+        .bind(timestamp(now))
+        .bind(timestamp(self.expiry(now)))
+        .bind(&self.name)
+        .bind(&holder.owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if !taken {
+            return Ok(None);
+        }
+        tracing::warn!(lease = %self.name, previous = %holder.owner, "took over the lease of a process that no longer exists");
         Ok(Some(LeaseGuard::start(self.clone(), owner)))
     }
 
@@ -433,6 +487,50 @@ mod tests {
         assert!(winner.release().await.unwrap());
         assert!(a.holder().await.unwrap().is_none());
         assert!(b.try_acquire("run-c").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_lease_whose_holder_died_on_this_host_is_taken_at_once() {
+        let (_dir, pool) = testing::fresh().await;
+        let clock: SharedClock = Arc::new(SystemClock);
+        let until = timestamp(Utc::now() + chrono::Duration::minutes(5));
+        // No process can have this id: it is above Linux's pid_max.
+        let cases = [
+            (
+                "dead here",
+                format!("{}:999999999:0000dead", hostname()),
+                true,
+            ),
+            (
+                "another host",
+                "some-other-host:999999999:0000dead".to_owned(),
+                false,
+            ),
+            ("alive here", new_owner(), false),
+        ];
+        for (name, owner, taken) in cases {
+            sqlx::query("DELETE FROM run_lease")
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO run_lease (name, owner, run_id, acquired_at, expires_at) VALUES ('run', ?1, 'old', ?2, ?3)",
+            )
+            .bind(&owner)
+            .bind(timestamp(Utc::now()))
+            .bind(&until)
+            .execute(&pool)
+            .await
+            .unwrap();
+            let guard = Lease::for_runs(pool.clone(), clock.clone())
+                .try_acquire("new")
+                .await
+                .unwrap();
+            assert_eq!(guard.is_some(), taken, "case {name}");
+            if let Some(guard) = guard {
+                guard.release().await.unwrap();
+            }
+        }
     }
 
     #[tokio::test]
