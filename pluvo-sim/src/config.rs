@@ -54,6 +54,10 @@ pub struct SimConfig {
     /// Seconds before a membership write shows in `group.users`, `userCount` and
     /// `user.participantGroups` (it is committed, and in `/_sim/state`, at once).
     pub membership_delay: u64,
+    /// Serve `/_sim/*` to peers other than loopback. Off by default: the admin API has no auth
+    /// and can rewrite the tenant. A container needs it, as published ports arrive from the
+    /// bridge network; publish the port on the host's loopback only.
+    pub allow_remote_admin: bool,
     pub seed: Seed,
 }
 
@@ -94,6 +98,7 @@ impl SimConfig {
             slow_ms,
             fault_seed: 0,
             membership_delay,
+            allow_remote_admin: false,
             seed: Seed::default(),
         }
     }

@@ -30,6 +30,9 @@ struct Cli {
     /// Seed of the fault RNG (same seed and request order, same faults).
     #[arg(long, default_value_t = 0)]
     fault_seed: u64,
+    /// Serve the unauthenticated admin API (/_sim/*) to non-loopback peers too (containers).
+    #[arg(long)]
+    allow_remote_admin: bool,
     #[command(flatten)]
     knobs: Faults,
 }
@@ -45,6 +48,7 @@ impl Cli {
             client_id: self.client_id,
             client_secret: self.client_secret,
             fault_seed: self.fault_seed,
+            allow_remote_admin: self.allow_remote_admin,
             seed,
             ..SimConfig::with_faults(self.knobs)
         };

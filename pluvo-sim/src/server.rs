@@ -62,12 +62,43 @@ struct Shared {
     tokens: Mutex<Tokens>,
     limiter: Mutex<RateLimiter>,
     faults: Mutex<FaultRng>,
+    allow_remote_admin: bool,
 }
 
 impl Shared {
     fn knobs(&self) -> Faults {
         lock(&self.knobs).clone()
     }
+}
+
+/// The TCP peer of a request; inserted into every request by the accept loop.
+#[derive(Clone, Copy, Debug)]
+struct Peer(SocketAddr);
+
+/// The admin API has no authentication and can rewrite the tenant, so it answers loopback peers
+/// only, unless the operator allowed otherwise (`--allow-remote-admin`).
+async fn loopback_only(
+    AxState(shared): AxState<Arc<Shared>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request.extensions().get::<Peer>().map(|peer| peer.0.ip());
+    if admin_allowed(shared.allow_remote_admin, peer) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({
+            "error": "the admin API answers loopback clients only; start pluvo-sim with --allow-remote-admin to change that"
+        })),
+    )
+        .into_response()
+}
+
+/// Whether a peer may use the admin API. A request without a known peer did not come through
+/// the accept loop (an in-process router), so it is local by construction.
+fn admin_allowed(allow_remote_admin: bool, peer: Option<std::net::IpAddr>) -> bool {
+    allow_remote_admin || peer.is_none_or(|ip| ip.is_loopback())
 }
 
 /// Drops the current connection when fired; inserted into every request by the accept loop.
@@ -563,12 +594,19 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/oauth/token/", any(token_endpoint))
         .route("/graphql", any(add_slash))
         .route("/oauth/token", any(add_slash))
-        .route("/_sim/state", get(admin_state))
-        .route("/_sim/stats", get(admin_stats))
-        .route("/_sim/reset", post(admin_reset))
-        .route("/_sim/users", post(admin_users))
-        .route("/_sim/faults", get(admin_faults).post(admin_faults))
-        .route("/_sim/expire-tokens", post(admin_expire_tokens))
+        .merge(
+            Router::new()
+                .route("/_sim/state", get(admin_state))
+                .route("/_sim/stats", get(admin_stats))
+                .route("/_sim/reset", post(admin_reset))
+                .route("/_sim/users", post(admin_users))
+                .route("/_sim/faults", get(admin_faults).post(admin_faults))
+                .route("/_sim/expire-tokens", post(admin_expire_tokens))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&shared),
+                    loopback_only,
+                )),
+        )
         .fallback(not_found)
         // Body limits are enforced by the handlers, which answer in GraphQL's error shape.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -607,6 +645,7 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> anyhow::Result<SimHan
         tokens: Mutex::new(Tokens::default()),
         limiter: Mutex::new(RateLimiter::default()),
         faults: Mutex::new(FaultRng::new(config.fault_seed)),
+        allow_remote_admin: config.allow_remote_admin,
     });
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, router(Arc::clone(&shared)), stopped));
@@ -645,11 +684,15 @@ async fn serve_connection(
 ) {
     // Small request/response pairs: Nagle would add tens of milliseconds per round trip.
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok().map(Peer);
     let kill = Kill::default();
     let per_request = kill.clone();
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(per_request.clone());
+            if let Some(peer) = peer {
+                req.extensions_mut().insert(peer);
+            }
             let mut router = router.clone();
             async move {
                 let response = tower_service::Service::call(&mut router, req.map(Body::new)).await;
@@ -721,5 +764,26 @@ impl SimHandle {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod admin_access_tests {
+    use super::admin_allowed;
+
+    #[test]
+    fn the_admin_api_answers_loopback_peers_unless_remote_admin_is_allowed() {
+        let cases = [
+            ("ipv4 loopback", false, Some("127.0.0.1"), true),
+            ("ipv6 loopback", false, Some("::1"), true),
+            ("bridge network peer", false, Some("172.17.0.1"), false),
+            ("lan peer", false, Some("192.168.1.20"), false),
+            ("lan peer, allowed", true, Some("192.168.1.20"), true),
+            ("in-process, no peer", false, None, true),
+        ];
+        for (name, allow, peer, expected) in cases {
+            let peer = peer.map(|ip| ip.parse().unwrap());
+            assert_eq!(admin_allowed(allow, peer), expected, "case {name}");
+        }
     }
 }
