@@ -148,6 +148,24 @@ pub struct RunReport {
     pub duration_ms: u64,
 }
 
+impl RunReport {
+    /// A report for a run that has not got anywhere yet.
+    fn failed(run_id: String) -> Self {
+        Self {
+            run_id,
+            status: RunStatus::Failed,
+            summary: None,
+            rows_rejected: 0,
+            ops_ok: 0,
+            ops_failed: 0,
+            ops_skipped: 0,
+            withheld_archives: None,
+            errors: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+}
+
 /// The pipeline with everything it needs, built once per process.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -224,7 +242,6 @@ impl Engine {
 
     /// One run, journaled from start to end. The caller holds the run lease. Every log line of
     /// the run carries its `run_id`, which is also its key in the journal.
-    #[tracing::instrument(name = "run", skip_all, fields(%run_id, %trigger))]
     pub async fn run_once(
         &self,
         run_id: String,
@@ -232,21 +249,23 @@ impl Engine {
         options: RunOptions,
         cancel: CancellationToken,
     ) -> RunReport {
-        let started = Instant::now();
-        let mut report = RunReport {
-            run_id: run_id.clone(),
-            status: RunStatus::Failed,
-            summary: None,
-            rows_rejected: 0,
-            ops_ok: 0,
-            ops_failed: 0,
-            ops_skipped: 0,
-            withheld_archives: None,
-            errors: Vec::new(),
-            duration_ms: 0,
-        };
-        let mut totals = RunTotals::default();
+        match self.begin(&run_id, trigger).await {
+            Ok(()) => self.run_begun(run_id, trigger, options, cancel).await,
+            Err(error) => {
+                tracing::error!(%run_id, %error, "cannot start the run: the journal is not writable");
+                let mut report = RunReport::failed(run_id);
+                report
+                    .errors
+                    .push(format!("cannot write the journal: {error}"));
+                report
+            }
+        }
+    }
 
+    /// The start of a run: close runs a dead process left `running` (the caller holds the lease,
+    /// so none of them is alive), then journal this one as `running`. Split from the rest so the
+    /// daemon can answer a trigger with a run id that `/v1/runs/latest` already shows.
+    pub async fn begin(&self, run_id: &str, trigger: Trigger) -> Result<(), sqlx::Error> {
         match self.journal.close_orphaned_runs().await {
             Ok(0) => {}
             Ok(closed) => tracing::warn!(
@@ -255,16 +274,23 @@ impl Engine {
             ),
             Err(error) => tracing::warn!(%error, "cannot close orphaned runs"),
         }
-        if let Err(error) = self
-            .journal
-            .start_run(&run_id, trigger, &self.settings.source.describe())
+        self.journal
+            .start_run(run_id, trigger, &self.settings.source.describe())
             .await
-        {
-            report
-                .errors
-                .push(format!("cannot write the journal: {error}"));
-            return self.finish(report, totals, started).await;
-        }
+    }
+
+    /// The rest of a run [`Engine::begin`] started.
+    #[tracing::instrument(name = "run", skip_all, fields(%run_id, %trigger))]
+    pub async fn run_begun(
+        &self,
+        run_id: String,
+        trigger: Trigger,
+        options: RunOptions,
+        cancel: CancellationToken,
+    ) -> RunReport {
+        let started = Instant::now();
+        let mut report = RunReport::failed(run_id.clone());
+        let mut totals = RunTotals::default();
         tracing::info!("run started");
 
         let prepared = match self.prepare(options).await {
@@ -510,6 +536,10 @@ impl crate::scheduler::Launcher for Engine {
                 }
                 Err(error) => return Err(LaunchError::Failed(error.into())),
             };
+            if let Err(error) = self.begin(&run_id, trigger).await {
+                let _ = guard.release().await;
+                return Err(LaunchError::Failed(error.into()));
+            }
             let engine = self.clone();
             let id = run_id.clone();
             let done = tokio::spawn(async move {
@@ -526,7 +556,7 @@ impl crate::scheduler::Launcher for Engine {
                     })
                 };
                 let report = engine
-                    .run_once(id, trigger, RunOptions::default(), stop)
+                    .run_begun(id, trigger, RunOptions::default(), stop)
                     .await;
                 watcher.abort();
                 if let Err(error) = guard.release().await {

@@ -75,7 +75,11 @@ async fn the_admin_listener_triggers_reports_and_measures_runs() {
         "{conflict:#}"
     );
 
-    // The run's journal row appears shortly after the 202, and its status when it ends.
+    // The run is journaled before the 202 is sent, so the latest run is already this one.
+    let right_away: Value = service.get("/v1/runs/latest").await.json().await.unwrap();
+    assert_eq!(right_away["id"], run_id.as_str(), "{right_away:#}");
+
+    // Its status once it ends.
     let mut latest = Value::Null;
     wait_until("the triggered run is journaled as finished", async || {
         let response = service.get("/v1/runs/latest").await;
