@@ -55,6 +55,8 @@ const RATE: f64 = 20.0;
 /// says otherwise.
 const BURST: u32 = 20;
 
+/// The mapping the engine tests use too: the export's columns onto the example tenant.
+const MAPPING: &str = include_str!("../tests/fixtures/mapping.toml");
 const CLIENT_ID: &str = "pluvo-sync";
 const CLIENT_SECRET: &str = "sim-secret";
 
@@ -146,38 +148,7 @@ fn config_toml(sim_url: &str, export: &Path, database: &Path, knobs: &Knobs) -> 
 [source.csv]
 path = "{export}"
 
-[mapping]
-ref = "employee_number"
-name = "{{first_name}} {{last_name}}"
-email = "email"
-language = {{ column = "language", default = "NL" }}
-start_date = {{ column = "start_date", format = "dd-mm-yyyy" }}
-end_date = {{ column = "end_date", format = "dd-mm-yyyy" }}
-
-[[mapping.categories]]
-ref = "department"
-column = "department"
-type = "string"
-
-[[mapping.categories]]
-ref = "contract_type"
-column = "contract_type"
-type = "choice"
-
-[[mapping.categories]]
-ref = "has_company_car"
-column = "company_car"
-type = "boolean"
-
-[[mapping.categories]]
-ref = "hire_date"
-column = "start_date"
-type = "date"
-format = "dd-mm-yyyy"
-
-[mapping.groups]
-static = ["all-employees"]
-templates = ["dept-{{department|slug}}", "loc-{{location|slug}}"]
+{mapping}
 
 [pluvo]
 url = "{sim_url}"
@@ -190,6 +161,7 @@ burst = {client_burst}
 database = "{database}"
 time_zone = "Europe/Amsterdam"
 "#,
+        mapping = MAPPING,
         export = export.display(),
         database = database.display(),
         client_burst = knobs.client_burst,

@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 /// "Now" in every engine test: Monday 23 November 2026, 10:00 in Amsterdam.
 pub const NOW: &str = "2026-11-23T09:00:00Z";
 
+/// The `[mapping]` of every engine test (shared with the first-load benchmark).
+pub const MAPPING: &str = include_str!("../fixtures/mapping.toml");
+
 /// One row of the HR export the tests write.
 #[derive(Debug, Clone)]
 pub struct Employee {
@@ -108,38 +111,7 @@ pub fn config_toml(sim_url: &str, export: &std::path::Path, database: &std::path
 [source.csv]
 path = "{export}"
 
-[mapping]
-ref = "employee_number"
-name = "{{first_name}} {{last_name}}"
-email = "email"
-language = {{ column = "language", default = "NL" }}
-start_date = {{ column = "start_date", format = "dd-mm-yyyy" }}
-end_date = {{ column = "end_date", format = "dd-mm-yyyy" }}
-
-[[mapping.categories]]
-ref = "department"
-column = "department"
-type = "string"
-
-[[mapping.categories]]
-ref = "contract_type"
-column = "contract_type"
-type = "choice"
-
-[[mapping.categories]]
-ref = "has_company_car"
-column = "company_car"
-type = "boolean"
-
-[[mapping.categories]]
-ref = "hire_date"
-column = "start_date"
-type = "date"
-format = "dd-mm-yyyy"
-
-[mapping.groups]
-static = ["all-employees"]
-templates = ["dept-{{department|slug}}", "loc-{{location|slug}}"]
+{mapping}
 
 [pluvo]
 url = "{sim_url}"
@@ -157,6 +129,7 @@ max_attempts = 8
 database = "{database}"
 time_zone = "Europe/Amsterdam"
 "#,
+        mapping = MAPPING,
         export = export.display(),
         database = database.display(),
     )
