@@ -8,9 +8,13 @@
 //! Everything past `source` and `mapping` works with these types, so an invalid value cannot reach
 //! the plan or the API.
 
+pub mod collections;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use collections::{VecMap, VecSet};
 
 /// Why a raw value was not accepted. The message is shown to an HR administrator next to the row
 /// and field, so it says what is wrong with the value rather than how it was checked.
@@ -133,6 +137,12 @@ impl Email {
         Ok(Self(value.to_lowercase()))
     }
 }
+
+/// A person's groups: a handful each, so a sorted `Vec` rather than a B-tree (see [`collections`]).
+pub type Groups = VecSet<GroupRef>;
+
+/// A person's roles, in Pluvo's order.
+pub type Roles = VecSet<Role>;
 
 /// Pluvo's `Role` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
