@@ -4,15 +4,19 @@
 //! string, never a number: leading zeros matter. [`Email`]s are trimmed and lower-cased so that a
 //! change of case in the HR system is not mistaken for a new address. [`GroupRef`] and
 //! [`CategoryRef`] name things an administrator created in Pluvo; the sync never invents them.
+//! They are interned: a tenant has tens of them, but every person holds a few, so each distinct
+//! ref is stored once and shared (see [`intern`]).
 //!
 //! Everything past `source` and `mapping` works with these types, so an invalid value cannot reach
 //! the plan or the API.
 
 pub mod collections;
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use collections::{VecMap, VecSet};
 
@@ -57,18 +61,90 @@ string_newtype!(
     /// A normalised (trimmed, lower-case) e-mail address.
     Email
 );
-string_newtype!(
+/// Like `string_newtype`, but the text is [interned](intern): equal refs share one allocation.
+/// Serialised as a plain string, exactly like the `String` newtypes.
+macro_rules! interned_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(Interned).map(Self)
+            }
+        }
+    };
+}
+
+interned_newtype!(
     /// The `ref` of a Pluvo group.
     GroupRef
 );
-string_newtype!(
+interned_newtype!(
     /// The `ref` of a Pluvo extra category (custom field).
     CategoryRef
 );
 
+/// The one shared copy of `value`. Group and category refs are configuration-sized (the groups
+/// and custom fields an administrator made in Pluvo) but every person holds a few: without this,
+/// 100k people in both the mapped source and the snapshot carried 400k small heap strings, four
+/// of which spelled `all-employees`. Entries live as long as the process, which is fine for
+/// something that size.
+fn intern(value: &str) -> Arc<str> {
+    static INTERNED: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Mutex::default);
+    // The set is only ever inserted into, so a panic elsewhere cannot leave it inconsistent.
+    let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(shared) = interned.get(value) {
+        return Arc::clone(shared);
+    }
+    let shared: Arc<str> = Arc::from(value);
+    interned.insert(Arc::clone(&shared));
+    shared
+}
+
+/// Deserialises a string straight into its interned copy, without an intermediate `String`.
+struct Interned;
+
+impl serde::de::Visitor<'_> for Interned {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(intern(value))
+    }
+}
+
 /// Refs are identifiers that end up in URLs, logs and SQL: no control characters, no surrounding
 /// white space, and a sane length.
-fn parse_identifier(raw: &str, what: &str) -> Result<String, InvalidValue> {
+fn parse_identifier<'a>(raw: &'a str, what: &str) -> Result<&'a str, InvalidValue> {
     let value = raw.trim();
     if value.is_empty() {
         return Err(InvalidValue(format!("{what} is empty")));
@@ -81,24 +157,24 @@ fn parse_identifier(raw: &str, what: &str) -> Result<String, InvalidValue> {
     if value.chars().any(char::is_control) {
         return Err(InvalidValue(format!("{what} contains a control character")));
     }
-    Ok(value.to_owned())
+    Ok(value)
 }
 
 impl EmployeeRef {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        parse_identifier(raw, "employee number").map(Self)
+        parse_identifier(raw, "employee number").map(|value| Self(value.to_owned()))
     }
 }
 
 impl GroupRef {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        parse_identifier(raw, "group ref").map(Self)
+        parse_identifier(raw, "group ref").map(|value| Self(intern(value)))
     }
 }
 
 impl CategoryRef {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        parse_identifier(raw, "category ref").map(Self)
+        parse_identifier(raw, "category ref").map(|value| Self(intern(value)))
     }
 }
 
@@ -245,6 +321,17 @@ mod tests {
         );
         assert!(EmployeeRef::parse("   ").is_err());
         assert!(EmployeeRef::parse("12\u{0}3").is_err());
+    }
+
+    #[test]
+    fn equal_group_and_category_refs_share_one_copy_and_serialise_as_strings() {
+        let parsed = GroupRef::parse(" all-employees ").unwrap();
+        let read: GroupRef = serde_json::from_str(r#""all-employees""#).unwrap();
+        assert!(Arc::ptr_eq(&parsed.0, &read.0));
+        assert_eq!(serde_json::to_string(&read).unwrap(), r#""all-employees""#);
+        let category: CategoryRef = serde_json::from_str(r#""dep\u0061rtment""#).unwrap();
+        assert_eq!(category, CategoryRef::parse("department").unwrap());
+        assert!(serde_json::from_str::<GroupRef>("42").is_err());
     }
 
     #[test]
