@@ -26,13 +26,9 @@ pub use collections::{VecMap, VecSet};
 #[error("{0}")]
 pub struct InvalidValue(pub String);
 
-macro_rules! string_newtype {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
+/// `as_str`, `Display` and `AsRef<str>` for a newtype over some kind of string.
+macro_rules! str_access {
+    ($name:ident) => {
         impl $name {
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -53,6 +49,17 @@ macro_rules! string_newtype {
     };
 }
 
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        str_access!($name);
+    };
+}
+
 string_newtype!(
     /// The HR employee number; Pluvo's `ref`.
     EmployeeRef
@@ -61,6 +68,7 @@ string_newtype!(
     /// A normalised (trimmed, lower-case) e-mail address.
     Email
 );
+
 /// Like `string_newtype`, but the text is [interned](intern): equal refs share one allocation.
 /// Serialised as a plain string, exactly like the `String` newtypes.
 macro_rules! interned_newtype {
@@ -69,23 +77,7 @@ macro_rules! interned_newtype {
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Arc<str>);
 
-        impl $name {
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
+        str_access!($name);
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
