@@ -60,10 +60,28 @@ macro_rules! string_newtype {
     };
 }
 
-string_newtype!(
-    /// The HR employee number; Pluvo's `ref`.
-    EmployeeRef
-);
+/// The HR employee number; Pluvo's `ref`.
+///
+/// Shared rather than copied on `clone`: each person's number is a map key and a field on both
+/// sides of the diff, and is cloned again into the plan. Not interned, unlike group refs: there
+/// is one per employee, and a long-running daemon would keep every number it ever saw.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EmployeeRef(Arc<str>);
+
+str_access!(EmployeeRef);
+
+impl Serialize for EmployeeRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EmployeeRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|value| Self(Arc::from(value)))
+    }
+}
+
 string_newtype!(
     /// A normalised (trimmed, lower-case) e-mail address.
     Email
@@ -154,7 +172,7 @@ fn parse_identifier<'a>(raw: &'a str, what: &str) -> Result<&'a str, InvalidValu
 
 impl EmployeeRef {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        parse_identifier(raw, "employee number").map(|value| Self(value.to_owned()))
+        parse_identifier(raw, "employee number").map(|value| Self(Arc::from(value)))
     }
 }
 
@@ -308,10 +326,12 @@ mod tests {
     #[test]
     fn employee_refs_keep_leading_zeros_and_lose_padding() {
         assert_eq!(
-            EmployeeRef::parse(" 000123 ").map(|r| r.0),
+            EmployeeRef::parse(" 000123 ").map(|r| r.to_string()),
             Ok("000123".to_owned())
         );
         assert!(EmployeeRef::parse("   ").is_err());
+        let read: EmployeeRef = serde_json::from_str(r#""007""#).unwrap();
+        assert_eq!(serde_json::to_string(&read).unwrap(), r#""007""#);
         assert!(EmployeeRef::parse("12\u{0}3").is_err());
     }
 
