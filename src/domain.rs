@@ -5,7 +5,7 @@
 //! change of case in the HR system is not mistaken for a new address. [`GroupRef`] and
 //! [`CategoryRef`] name things an administrator created in Pluvo; the sync never invents them.
 //! They are interned: a tenant has tens of them, but every person holds a few, so each distinct
-//! ref is stored once and shared (see [`intern`]).
+//! ref is stored once and shared (see `intern`).
 //!
 //! Everything past `source` and `mapping` works with these types, so an invalid value cannot reach
 //! the plan or the API.
