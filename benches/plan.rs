@@ -2,13 +2,20 @@
 //!
 //! Target (issue): under 1 s and under 200 MB peak RSS on the 2-core CI machine. Prints figures;
 //! asserts nothing, so a noisy machine cannot make it flake. Run with `cargo bench --bench plan`.
+//!
+//! Peak RSS is the whole process's high-water mark (VmHWM), inputs included, as a real run would
+//! hold them. It was 326 MB with B-tree collections and a `String` per ref; sorted-Vec
+//! collections (`domain::collections`), interned group and category refs and shared employee
+//! numbers brought it to 139 MB, and planning from 66 to 27 ms.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use pluvo_sync::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
-use pluvo_sync::mapping::{CategoryValue, DesiredUser, Mapped};
+use pluvo_sync::domain::{
+    CategoryRef, Email, EmployeeRef, GroupRef, Groups, Language, Role, Roles,
+};
+use pluvo_sync::mapping::{Categories, CategoryValue, DesiredUser, Mapped};
 use pluvo_sync::plan::{Policy, plan};
 use pluvo_sync::snapshot::{Snapshot, SnapshotUser};
 
@@ -20,9 +27,9 @@ fn desired(i: usize) -> DesiredUser {
         employee_ref: EmployeeRef::parse(&format!("{i:06}")).expect("valid ref"),
         name: format!("Employee {i}"),
         email: Email::parse(&format!("employee{i}@example.com")).expect("valid email"),
-        roles: BTreeSet::from([Role::Participant]),
+        roles: Roles::from([Role::Participant]),
         language: Some(Language::Nl),
-        categories: BTreeMap::from([
+        categories: Categories::from([
             (
                 CategoryRef::parse("department").expect("valid ref"),
                 CategoryValue::String(department.to_owned()),
@@ -32,7 +39,7 @@ fn desired(i: usize) -> DesiredUser {
                 CategoryValue::Choice("Permanent".to_owned()),
             ),
         ]),
-        groups: BTreeSet::from([
+        groups: Groups::from([
             GroupRef::parse("all-employees").expect("valid ref"),
             GroupRef::parse(&format!("dept-{department}")).expect("valid ref"),
         ]),
@@ -78,7 +85,7 @@ fn main() {
             d.name.push_str(" Jr");
         }
         if i % 200 == 1 {
-            d.groups = BTreeSet::from([
+            d.groups = Groups::from([
                 GroupRef::parse("all-employees").expect("valid ref"),
                 GroupRef::parse("dept-sales").expect("valid ref"),
             ]);

@@ -11,7 +11,7 @@
 //! confirmed. Calls that are repeated after a crash mid-call are harmless: every call here is
 //! idempotent (users are selected by `ref`, values and memberships are set, not toggled).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,9 +25,10 @@ use indicatif::ProgressBar;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{EmployeeRef, GroupRef};
+use crate::domain::{EmployeeRef, GroupRef, Groups};
 use crate::journal::{Journal, OpStatus, OperationRecord};
 
+use crate::mapping::Categories;
 use crate::metrics::Metrics;
 use crate::plan::{CategoryChange, FieldChange, NewUser, Plan, UserChange};
 use crate::pluvo::{
@@ -591,8 +592,8 @@ fn acknowledge_user(
             roles: user.roles.clone(),
             language: user.language,
             archived: false,
-            categories: BTreeMap::new(),
-            groups: BTreeSet::new(),
+            categories: Categories::new(),
+            groups: Groups::new(),
         },
         (None, _) => return None,
     };

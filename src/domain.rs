@@ -4,13 +4,21 @@
 //! string, never a number: leading zeros matter. [`Email`]s are trimmed and lower-cased so that a
 //! change of case in the HR system is not mistaken for a new address. [`GroupRef`] and
 //! [`CategoryRef`] name things an administrator created in Pluvo; the sync never invents them.
+//! They are interned: a tenant has tens of them, but every person holds a few, so each distinct
+//! ref is stored once and shared (see `intern`).
 //!
 //! Everything past `source` and `mapping` works with these types, so an invalid value cannot reach
 //! the plan or the API.
 
-use std::fmt;
+pub mod collections;
 
-use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use collections::{VecMap, VecSet};
 
 /// Why a raw value was not accepted. The message is shown to an HR administrator next to the row
 /// and field, so it says what is wrong with the value rather than how it was checked.
@@ -18,13 +26,9 @@ use serde::{Deserialize, Serialize};
 #[error("{0}")]
 pub struct InvalidValue(pub String);
 
-macro_rules! string_newtype {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
+/// `as_str`, `Display` and `AsRef<str>` for a newtype over some kind of string.
+macro_rules! str_access {
+    ($name:ident) => {
         impl $name {
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -45,26 +49,112 @@ macro_rules! string_newtype {
     };
 }
 
-string_newtype!(
-    /// The HR employee number; Pluvo's `ref`.
-    EmployeeRef
-);
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        str_access!($name);
+    };
+}
+
+/// The HR employee number; Pluvo's `ref`.
+///
+/// Shared rather than copied on `clone`: each person's number is a map key and a field on both
+/// sides of the diff, and is cloned again into the plan. Not interned, unlike group refs: there
+/// is one per employee, and a long-running daemon would keep every number it ever saw.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EmployeeRef(Arc<str>);
+
+str_access!(EmployeeRef);
+
+impl Serialize for EmployeeRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EmployeeRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|value| Self(Arc::from(value)))
+    }
+}
+
 string_newtype!(
     /// A normalised (trimmed, lower-case) e-mail address.
     Email
 );
-string_newtype!(
+
+/// Like `string_newtype`, but the text is [interned](intern): equal refs share one allocation.
+/// Serialised as a plain string, exactly like the `String` newtypes.
+macro_rules! interned_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        str_access!($name);
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(Interned).map(Self)
+            }
+        }
+    };
+}
+
+interned_newtype!(
     /// The `ref` of a Pluvo group.
     GroupRef
 );
-string_newtype!(
+interned_newtype!(
     /// The `ref` of a Pluvo extra category (custom field).
     CategoryRef
 );
 
+/// The one shared copy of `value`. Group and category refs are configuration-sized (the groups
+/// and custom fields an administrator made in Pluvo) but every person holds a few: without this,
+/// 100k people in both the mapped source and the snapshot carried 400k small heap strings, four
+/// of which spelled `all-employees`. Entries live as long as the process, which is fine for
+/// something that size.
+fn intern(value: &str) -> Arc<str> {
+    static INTERNED: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Mutex::default);
+    // The set is only ever inserted into, so a panic elsewhere cannot leave it inconsistent.
+    let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(shared) = interned.get(value) {
+        return Arc::clone(shared);
+    }
+    let shared: Arc<str> = Arc::from(value);
+    interned.insert(Arc::clone(&shared));
+    shared
+}
+
+/// Deserialises a string straight into its interned copy, without an intermediate `String`.
+struct Interned;
+
+impl serde::de::Visitor<'_> for Interned {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(intern(value))
+    }
+}
+
 /// Refs are identifiers that end up in URLs, logs and SQL: no control characters, no surrounding
 /// white space, and a sane length.
-fn parse_identifier(raw: &str, what: &str) -> Result<String, InvalidValue> {
+fn parse_identifier<'a>(raw: &'a str, what: &str) -> Result<&'a str, InvalidValue> {
     let value = raw.trim();
     if value.is_empty() {
         return Err(InvalidValue(format!("{what} is empty")));
@@ -77,24 +167,24 @@ fn parse_identifier(raw: &str, what: &str) -> Result<String, InvalidValue> {
     if value.chars().any(char::is_control) {
         return Err(InvalidValue(format!("{what} contains a control character")));
     }
-    Ok(value.to_owned())
+    Ok(value)
 }
 
 impl EmployeeRef {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        parse_identifier(raw, "employee number").map(Self)
+        parse_identifier(raw, "employee number").map(|value| Self(Arc::from(value)))
     }
 }
 
 impl GroupRef {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        parse_identifier(raw, "group ref").map(Self)
+        parse_identifier(raw, "group ref").map(|value| Self(intern(value)))
     }
 }
 
 impl CategoryRef {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        parse_identifier(raw, "category ref").map(Self)
+        parse_identifier(raw, "category ref").map(|value| Self(intern(value)))
     }
 }
 
@@ -133,6 +223,12 @@ impl Email {
         Ok(Self(value.to_lowercase()))
     }
 }
+
+/// A person's groups: a handful each, so a sorted `Vec` rather than a B-tree (see [`collections`]).
+pub type Groups = VecSet<GroupRef>;
+
+/// A person's roles, in Pluvo's order.
+pub type Roles = VecSet<Role>;
 
 /// Pluvo's `Role` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -230,11 +326,24 @@ mod tests {
     #[test]
     fn employee_refs_keep_leading_zeros_and_lose_padding() {
         assert_eq!(
-            EmployeeRef::parse(" 000123 ").map(|r| r.0),
+            EmployeeRef::parse(" 000123 ").map(|r| r.to_string()),
             Ok("000123".to_owned())
         );
         assert!(EmployeeRef::parse("   ").is_err());
+        let read: EmployeeRef = serde_json::from_str(r#""007""#).unwrap();
+        assert_eq!(serde_json::to_string(&read).unwrap(), r#""007""#);
         assert!(EmployeeRef::parse("12\u{0}3").is_err());
+    }
+
+    #[test]
+    fn equal_group_and_category_refs_share_one_copy_and_serialise_as_strings() {
+        let parsed = GroupRef::parse(" all-employees ").unwrap();
+        let read: GroupRef = serde_json::from_str(r#""all-employees""#).unwrap();
+        assert!(Arc::ptr_eq(&parsed.0, &read.0));
+        assert_eq!(serde_json::to_string(&read).unwrap(), r#""all-employees""#);
+        let category: CategoryRef = serde_json::from_str(r#""dep\u0061rtment""#).unwrap();
+        assert_eq!(category, CategoryRef::parse("department").unwrap());
+        assert!(serde_json::from_str::<GroupRef>("42").is_err());
     }
 
     #[test]

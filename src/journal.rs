@@ -346,12 +346,12 @@ fn op_row(row: &sqlx::sqlite::SqliteRow) -> Result<OperationRow, sqlx::Error> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::domain::{Email, EmployeeRef};
+    use crate::domain::{Email, EmployeeRef, Groups, Roles};
+    use crate::mapping::Categories;
 
     async fn journal() -> (Journal, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -366,11 +366,11 @@ mod tests {
             pluvo_id: Some("3f1c0a52-0000-4000-8000-000000000001".into()),
             email: Email::parse("a@example.com").unwrap(),
             name: "A".into(),
-            roles: BTreeSet::new(),
+            roles: Roles::new(),
             language: None,
             archived: false,
-            categories: BTreeMap::new(),
-            groups: BTreeSet::new(),
+            categories: Categories::new(),
+            groups: Groups::new(),
         }
     }
 

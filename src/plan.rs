@@ -21,7 +21,7 @@ use std::iter::Peekable;
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
+use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Roles};
 use crate::mapping::{CategoryValue, DesiredUser, Mapped};
 use crate::snapshot::{Snapshot, SnapshotUser};
 
@@ -88,7 +88,7 @@ impl Default for Policy {
 pub struct NewUser {
     pub name: String,
     pub email: Email,
-    pub roles: BTreeSet<Role>,
+    pub roles: Roles,
     pub language: Option<Language>,
 }
 
@@ -105,8 +105,8 @@ pub enum FieldChange {
         after: Email,
     },
     Roles {
-        before: BTreeSet<Role>,
-        after: BTreeSet<Role>,
+        before: Roles,
+        after: Roles,
     },
     Language {
         before: Option<Language>,

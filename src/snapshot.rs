@@ -5,14 +5,14 @@
 //! it. It advances only for acknowledged operations, in the same transaction as the journal row
 //! (see `journal`), so a crash can at worst repeat an idempotent call.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
 
-use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
-use crate::mapping::CategoryValue;
+use crate::domain::{Email, EmployeeRef, Groups, Language, Roles};
+use crate::mapping::Categories;
 
 /// One person as Pluvo acknowledged them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,12 +21,12 @@ pub struct SnapshotUser {
     pub pluvo_id: Option<String>,
     pub email: Email,
     pub name: String,
-    pub roles: BTreeSet<Role>,
+    pub roles: Roles,
     pub language: Option<Language>,
     pub archived: bool,
-    pub categories: BTreeMap<CategoryRef, CategoryValue>,
+    pub categories: Categories,
     /// Managed groups this person was added to (and not since removed from).
-    pub groups: BTreeSet<GroupRef>,
+    pub groups: Groups,
 }
 
 impl SnapshotUser {
@@ -34,7 +34,7 @@ impl SnapshotUser {
     /// its hash (a hand edit of the database) is detectable.
     pub fn content_hash(&self) -> String {
         let mut hasher = Sha256::new();
-        // serde_json of these types is deterministic: BTree collections, fixed field order.
+        // serde_json of these types is deterministic: sorted collections, fixed field order.
         match serde_json::to_vec(&(
             &self.email,
             &self.name,

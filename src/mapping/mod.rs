@@ -23,7 +23,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
+use crate::domain::{
+    CategoryRef, Email, EmployeeRef, GroupRef, Groups, Language, Role, Roles, VecMap,
+};
 use crate::source::{Location, RecordError, SourceData, SourceRecord};
 
 pub use settings::{CategoryType, MappingSettings};
@@ -41,17 +43,21 @@ pub enum CategoryValue {
     Date(NaiveDate),
 }
 
+/// A person's custom fields by category: a handful each, so a sorted `Vec` rather than a B-tree
+/// (see [`crate::domain::collections`]).
+pub type Categories = VecMap<CategoryRef, CategoryValue>;
+
 /// The Pluvo user an employee should be, as the HR system says now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredUser {
     pub employee_ref: EmployeeRef,
     pub name: String,
     pub email: Email,
-    pub roles: BTreeSet<Role>,
+    pub roles: Roles,
     pub language: Option<Language>,
     /// Only categories with a value; an empty cell leaves Pluvo's value as it is.
-    pub categories: BTreeMap<CategoryRef, CategoryValue>,
-    pub groups: BTreeSet<GroupRef>,
+    pub categories: Categories,
+    pub groups: Groups,
     /// First working day, when the source has it (pre-boarding).
     pub start_date: Option<NaiveDate>,
     /// Last working day, when the source has it (leavers).
@@ -181,11 +187,11 @@ pub struct MappingRules {
     name: Template,
     email_column: String,
     language: Option<LanguageRule>,
-    roles: BTreeSet<Role>,
+    roles: Roles,
     start_date: Option<DateRule>,
     end_date: Option<DateRule>,
     categories: Vec<CategoryRule>,
-    static_groups: BTreeSet<GroupRef>,
+    static_groups: Groups,
     group_templates: Vec<Template>,
 }
 
@@ -233,7 +239,7 @@ impl MappingRules {
         };
 
         let roles = match &settings.roles {
-            None => BTreeSet::from([Role::Participant]),
+            None => Roles::from([Role::Participant]),
             Some(raw) => {
                 let roles = raw
                     .iter()
@@ -243,7 +249,7 @@ impl MappingRules {
                             MappingConfigError::new(format!("mapping.roles[{index}]"), error)
                         })
                     })
-                    .collect::<Result<BTreeSet<_>, _>>()?;
+                    .collect::<Result<Roles, _>>()?;
                 if roles.is_empty() {
                     return Err(MappingConfigError::new(
                         "mapping.roles",
@@ -375,7 +381,7 @@ impl MappingRules {
         &self.categories
     }
 
-    pub fn static_groups(&self) -> &BTreeSet<GroupRef> {
+    pub fn static_groups(&self) -> &Groups {
         &self.static_groups
     }
 
@@ -607,7 +613,7 @@ impl MappingRules {
         let start_date = date(&self.start_date)?;
         let end_date = date(&self.end_date)?;
 
-        let mut categories = BTreeMap::new();
+        let mut categories = Categories::new();
         for rule in &self.categories {
             if let Some(raw) = record.get(&rule.column) {
                 let value = rule.read(raw).map_err(|why| fail(&rule.column, why))?;

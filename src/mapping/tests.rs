@@ -114,9 +114,9 @@ fn a_complete_record_maps_to_the_whole_user() {
         employee_ref: employee("000123"),
         name: "Lotte de Vries".to_owned(),
         email: Email::parse("lotte.devries@example.com").unwrap_or_else(|e| panic!("{e}")),
-        roles: BTreeSet::from([Role::Participant]),
+        roles: Roles::from([Role::Participant]),
         language: Some(Language::Nl),
-        categories: BTreeMap::from([
+        categories: Categories::from([
             (
                 category("department"),
                 CategoryValue::String("Sales".to_owned()),
@@ -131,7 +131,7 @@ fn a_complete_record_maps_to_the_whole_user() {
                 CategoryValue::Date(date(2019, 3, 1)),
             ),
         ]),
-        groups: BTreeSet::from([
+        groups: Groups::from([
             group("all-employees"),
             group("dept-sales"),
             group("loc-amsterdam"),
@@ -751,12 +751,12 @@ fn roles_default_to_participant_and_can_be_set() {
     let mapped = custom.map(data(vec![lotte(2, &[])]));
     assert_eq!(
         mapped.people[&employee("000123")].roles,
-        BTreeSet::from([Role::Participant, Role::Trainer])
+        Roles::from([Role::Participant, Role::Trainer])
     );
     let mapped = rules().map(data(vec![lotte(2, &[])]));
     assert_eq!(
         mapped.people[&employee("000123")].roles,
-        BTreeSet::from([Role::Participant])
+        Roles::from([Role::Participant])
     );
 }
 

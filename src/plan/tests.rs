@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::*;
+use crate::mapping::Categories;
 
 fn r(raw: &str) -> EmployeeRef {
     EmployeeRef::parse(raw).unwrap()
@@ -23,13 +24,13 @@ fn desired(employee: &str) -> DesiredUser {
         employee_ref: r(employee),
         name: format!("Person {employee}"),
         email: Email::parse(&format!("p{employee}@example.com")).unwrap(),
-        roles: BTreeSet::from([Role::Participant]),
+        roles: Roles::from([Role::Participant]),
         language: Some(Language::Nl),
-        categories: BTreeMap::from([(
+        categories: Categories::from([(
             CategoryRef::parse("department").unwrap(),
             CategoryValue::String("Sales".into()),
         )]),
-        groups: BTreeSet::from([g("all-employees"), g("dept-sales")]),
+        groups: Groups::from([g("all-employees"), g("dept-sales")]),
         start_date: None,
         end_date: None,
     }
@@ -133,7 +134,7 @@ fn planning_cases() {
             name: "a department move swaps one managed group and the custom field",
             snapshot: vec![acked("001")],
             desired: vec![with(desired("001"), |d| {
-                d.groups = BTreeSet::from([g("all-employees"), g("dept-finance")]);
+                d.groups = Groups::from([g("all-employees"), g("dept-finance")]);
                 d.categories.insert(
                     CategoryRef::parse("department").unwrap(),
                     CategoryValue::String("Finance".into()),
