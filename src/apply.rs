@@ -89,7 +89,7 @@ async fn next_started<T, S: futures::Stream<Item = Option<T>> + Unpin>(
     None
 }
 
-/// Everything [`apply`] needs besides the plan.
+/// Everything [`Applier::apply`] needs besides the plan.
 pub struct Applier<'a> {
     pub client: &'a PluvoClient,
     pub journal: &'a Journal,

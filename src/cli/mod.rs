@@ -60,7 +60,7 @@ pub enum Command {
     /// Check the configuration, the source, the Pluvo credentials, and that every group and
     /// custom field the mapping can produce exists in Pluvo. Reports every problem at once.
     Check(check::Args),
-    /// Run as a service: sync on the [schedule], serve the admin listener ([server]), stop
+    /// Run as a service: sync on the `[schedule]`, serve the admin listener (`[server]`), stop
     /// gracefully on SIGTERM/SIGINT.
     Run(run::Args),
     /// Exit 0 when the local service answers /healthz (for container health checks).

@@ -1,8 +1,8 @@
 //! Employees from an HR REST API: AFAS GetConnectors, Personio and the like.
 //!
-//! A read walks the API page by page ([`paging`]), each page one GET with retries ([`fetch`]),
+//! A read walks the API page by page (`paging`), each page one GET with retries (`fetch`),
 //! and flattens every JSON record into the flat *column → text* map the rest of the pipeline
-//! knows from CSV, using one configured field path ([`path`]) per column.
+//! knows from CSV, using one configured field path (`path`) per column.
 //!
 //! The read is all or nothing: a page that still fails after its retries, a body that is not
 //! JSON (or is cut off), a record list that is not where the settings say, or pages that
