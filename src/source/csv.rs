@@ -15,7 +15,9 @@
 //!
 //! What counts as a bad *record* (skipped, reported with its line, the read goes on): a row with
 //! the wrong number of cells, a row that ends inside an open quote at the end of the file, a cell
-//! that is not valid in the chosen encoding. What fails the whole *read*: an unreadable file, no
+//! that is not valid in the chosen encoding. A bad record still names its employee number, so
+//! that person is held, except when the file ends inside that number's cell: a cut-off number
+//! may be a prefix of someone else's, so that row names no one. What fails the whole *read*: an unreadable file, no
 //! header, a required column missing or present twice.
 
 use std::borrow::Cow;
@@ -534,9 +536,17 @@ fn read_record(
     {
         return Ok(None);
     }
+    // In a row the end of the file cut short, the last cell read is only a prefix of what was
+    // written: an employee number there may be someone else's number cut down ("00" of "001").
+    // Holding that prefix would leave the real person looking absent, and archive them; with no
+    // number the row counts as unidentified, and the archive guard withholds absence archives.
+    let cut_short = raw.is_last
+        && (raw.open_quote_at_end || (!raw.file_ends_with_newline && cells.len() < columns.len()));
+    let ref_is_whole = |index: usize| !(cut_short && index + 1 >= cells.len());
     let reject = |field: Option<String>, reason: String| RecordError {
         location: raw.location.clone(),
         employee_ref: ref_index
+            .filter(|&index| ref_is_whole(index))
             .and_then(|index| cells.get(index))
             .and_then(|cell| decoder.decode(cell).ok())
             .and_then(|cell| EmployeeRef::parse(&cell).ok())
@@ -867,6 +877,49 @@ mod tests {
             assert_eq!(line_of(error), line, "case {name}");
             assert_eq!(error.employee_ref.as_deref(), employee_ref, "case {name}");
             assert_eq!(error.reason, reason, "case {name}");
+        }
+    }
+
+    /// A file cut off inside the employee-number cell leaves a *prefix* of someone's number
+    /// (`00` of `001`). Holding "00" would let the real 001 look absent and be archived, so a
+    /// number that may have been cut is not trusted: the row counts as unidentified.
+    #[test]
+    fn a_cut_off_employee_number_is_not_trusted() {
+        let cases: [(&str, &[u8], Option<&str>); 5] = [
+            (
+                "cut inside the number, first column",
+                b"employee_number;email;city\n002;b@example.com;Utrecht\n00",
+                None,
+            ),
+            (
+                "cut inside the number, middle column",
+                b"email;employee_number;city\nb@example.com;002;Utrecht\na@example.com;00",
+                None,
+            ),
+            (
+                "cut inside a quoted number",
+                b"employee_number;email;city\n002;b@example.com;Utrecht\n\"00",
+                None,
+            ),
+            (
+                "cut right after the number's separator: the number is whole",
+                b"employee_number;email;city\n002;b@example.com;Utrecht\n001;",
+                Some("001"),
+            ),
+            (
+                "a short row mid-file ends with a newline: the number is whole",
+                b"employee_number;email;city\n001\n002;b@example.com;Utrecht\n",
+                Some("001"),
+            ),
+        ];
+        for (name, bytes, employee_ref) in cases {
+            let data = parse_with(bytes, &options(), &required(&["employee_number", "email"]));
+            let rejected: Vec<_> = data
+                .rejected
+                .iter()
+                .map(|e| e.employee_ref.as_deref())
+                .collect();
+            assert_eq!(rejected, vec![employee_ref], "case {name}");
         }
     }
 

@@ -447,3 +447,22 @@ async fn an_account_with_another_ref_is_never_taken_over() {
     let report = env.sync().await;
     assert_eq!(report.summary.unwrap().create, 1);
 }
+
+#[tokio::test]
+async fn an_export_cut_off_inside_an_employee_number_archives_nobody() {
+    let env = TestEnv::start().await;
+    assert_eq!(env.sync().await.status, RunStatus::Ok);
+
+    // The upload stopped three bytes into the last row: "000160" reads as "000".
+    let text = String::from_utf8(export_csv(&staff())).unwrap();
+    let last_row = text.rfind("000160").unwrap();
+    env.write_raw_export(&text.as_bytes()[..last_row + 3]);
+
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Partial, "{:?}", report.errors);
+    assert!(report.rows_rejected >= 1, "the cut-off row is reported");
+    assert!(
+        !env.state().user("000160").unwrap().archived,
+        "a cut-off row never archives the person it belonged to"
+    );
+}
