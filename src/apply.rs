@@ -6,12 +6,17 @@
 //! step fails is skipped in the later phases, journaled, and left un-advanced in the snapshot, so
 //! the next run retries exactly them. One person's failure never stops the others.
 //!
+//! An address change refused because the address is still another employee's, who is moving
+//! off it in the same plan (a chain of changes, or a swap), is retried once that person has moved;
+//! a swap or longer ring is opened by parking one of them on a placeholder address first
+//! (see [`Applier::resolve_email_conflicts`]).
+//!
 //! Every acknowledged call is journaled together with the snapshot rows it advances (one
 //! transaction per call), so a crash between calls loses nothing and repeats nothing that Pluvo
 //! confirmed. Calls that are repeated after a crash mid-call are harmless: every call here is
 //! idempotent (users are selected by `ref`, values and memberships are set, not toggled).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,9 +28,10 @@ use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{EmployeeRef, GroupRef, Groups};
+use crate::domain::{Email, EmployeeRef, GroupRef, Groups};
 use crate::journal::{Journal, OpStatus, OperationRecord};
 
 use crate::mapping::Categories;
@@ -155,11 +161,13 @@ impl Applier<'_> {
                     for ((employee_ref, change), result) in chunk.iter().zip(items) {
                         results.push(match (result, change) {
                             (Err(error), UserChange::Create { user }) if error.is_field_error() => {
-                                self.adopt(employee_ref, user, error).await
+                                self.adopt(employee_ref, user, error)
+                                    .await
+                                    .map_err(UserFailure::other)
                             }
                             (result, _) => result
                                 .map(|user| (user, change.kind()))
-                                .map_err(|e| e.to_string()),
+                                .map_err(UserFailure::from),
                         });
                     }
                     (chunk, attempts, elapsed, results)
@@ -168,6 +176,7 @@ impl Applier<'_> {
             .collect();
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
+        let mut conflicts: Vec<EmailConflict<'_>> = Vec::new();
         while let Some((chunk, attempts, elapsed, items)) = next_started(&mut results).await {
             let mut ops = Vec::with_capacity(chunk.len());
             let mut acked = Vec::new();
@@ -192,16 +201,187 @@ impl Applier<'_> {
                             &remote,
                         ));
                     }
-                    Err(error) => {
-                        op.status = OpStatus::Failed;
-                        op.error = Some(error);
-                        blocked.insert((*employee_ref).clone());
-                    }
+                    Err(failure) => match new_email(change) {
+                        // The address may be one another person gives up later in this run.
+                        Some(email) if failure.email_taken => {
+                            conflicts.push(EmailConflict {
+                                employee_ref,
+                                change,
+                                email,
+                                op,
+                                error: failure.message,
+                            });
+                            continue;
+                        }
+                        _ => {
+                            op.status = OpStatus::Failed;
+                            op.error = Some(failure.message);
+                            blocked.insert((*employee_ref).clone());
+                        }
+                    },
                 }
                 ops.push(op);
             }
             self.commit(&ops, &acked, snapshot, outcome).await;
         }
+        // `results` is drained, so no other call holds the client: it is safe to call it here.
+        drop(results);
+        self.resolve_email_conflicts(conflicts, snapshot, blocked, outcome)
+            .await;
+    }
+
+    /// Updates refused because their new address is taken. When it is taken by another person of
+    /// this plan who is moving off it (a chain of address changes, or two people swapping), the
+    /// refusal is only a matter of order, and the run would fail the same way every time for a
+    /// swap. So: retry them while that makes progress (the holder has moved on meanwhile); when it
+    /// stops, and one of them still holds an address another of them wants (a cycle), park that
+    /// person on a temporary address (journaled and in the snapshot, like any acknowledged
+    /// change, so a crash right after it is repaired by the next run) and go on. An address held
+    /// by an account outside the plan is never touched: that stays a failure.
+    async fn resolve_email_conflicts(
+        &self,
+        mut pending: Vec<EmailConflict<'_>>,
+        snapshot: &mut Snapshot,
+        blocked: &mut BTreeSet<EmployeeRef>,
+        outcome: &mut ApplyOutcome,
+    ) {
+        let mut parked = 0usize;
+        while !pending.is_empty() && !self.cancel.is_cancelled() {
+            let upserts: Vec<UserUpsert> = pending
+                .iter()
+                .map(|c| upsert_for(c.employee_ref, c.change))
+                .collect();
+            let batch = self.client.upsert_users(&upserts).await;
+            let mut ops = Vec::new();
+            let mut acked = Vec::new();
+            let mut still = Vec::new();
+            for (mut conflict, result) in pending.into_iter().zip(batch.items) {
+                conflict.op.attempts += batch.attempts;
+                match result {
+                    Ok(remote) => {
+                        acked.extend(acknowledge_user(
+                            snapshot.get(conflict.employee_ref),
+                            conflict.employee_ref,
+                            conflict.change,
+                            &remote,
+                        ));
+                        ops.push(conflict.op);
+                    }
+                    Err(error) => {
+                        conflict.error = error.to_string();
+                        still.push(conflict);
+                    }
+                }
+            }
+            let progress = !ops.is_empty();
+            if progress {
+                self.commit(&ops, &acked, snapshot, outcome).await;
+            }
+            pending = still;
+            if progress {
+                continue;
+            }
+            // No progress: do some of them want each other's addresses, round in a cycle?
+            let Some(cycle) = email_cycle(&pending, snapshot) else {
+                break;
+            };
+            // Every park opens a cycle for good, so this ends; the bound is a safeguard.
+            if parked >= pending.len() || !self.cycle_confirmed(&pending, &cycle).await {
+                break;
+            }
+            if !self
+                .park(pending[cycle[0]].employee_ref, snapshot, outcome)
+                .await
+            {
+                break;
+            }
+            parked += 1;
+        }
+        let mut ops = Vec::with_capacity(pending.len());
+        for mut conflict in pending {
+            conflict.op.status = OpStatus::Failed;
+            conflict.op.error = Some(conflict.error);
+            blocked.insert(conflict.employee_ref.clone());
+            ops.push(conflict.op);
+        }
+        if !ops.is_empty() {
+            self.commit(&ops, &[], snapshot, outcome).await;
+        }
+    }
+
+    /// Whether Pluvo agrees that each address in `cycle` is held by the next person in it. The
+    /// snapshot says so, but an administrator may have changed an address by hand; parking
+    /// someone for an address an outside account holds would only strand them on the placeholder.
+    async fn cycle_confirmed(&self, pending: &[EmailConflict<'_>], cycle: &[usize]) -> bool {
+        for (position, &index) in cycle.iter().enumerate() {
+            let holder = pending[cycle[(position + 1) % cycle.len()]].employee_ref;
+            match self.client.find_user_by_email(pending[index].email).await {
+                Ok(Some(user)) if user.r#ref.as_deref() == Some(holder.as_str()) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Moves `employee_ref` off their current address onto a unique placeholder in the reserved
+    /// `.invalid` domain (RFC 2606: never delivered), so that address can go to whoever the HR
+    /// system gave it to. Returns whether Pluvo acknowledged it.
+    async fn park(
+        &self,
+        employee_ref: &EmployeeRef,
+        snapshot: &mut Snapshot,
+        outcome: &mut ApplyOutcome,
+    ) -> bool {
+        let Some(before) = snapshot.get(employee_ref) else {
+            return false;
+        };
+        let digest = hex::encode(Sha256::digest(employee_ref.as_str().as_bytes()));
+        let run = self.run_id.get(..8).unwrap_or(self.run_id);
+        let Ok(placeholder) = Email::parse(&format!(
+            "pluvo-sync.{}.{run}@address-change.invalid",
+            &digest[..16]
+        )) else {
+            return false;
+        };
+        let upsert = UserUpsert {
+            selector: Selector::Ref(employee_ref.clone()),
+            fields: UserFields {
+                email: Some(placeholder.clone()),
+                ..UserFields::default()
+            },
+        };
+        let batch = self
+            .client
+            .upsert_users(std::slice::from_ref(&upsert))
+            .await;
+        let Some(Ok(remote)) = batch.items.into_iter().next() else {
+            return false;
+        };
+        let change = UserChange::Update {
+            changes: vec![FieldChange::Email {
+                before: before.email.clone(),
+                after: placeholder,
+            }],
+        };
+        let acked = acknowledge_user(Some(before), employee_ref, &change, &remote);
+        let mut changes = user_changes_json(&change);
+        if let Some(first) = changes.get_mut(0) {
+            first["why"] = json!("temporary, to free the address for another employee");
+        }
+        let op = OperationRecord {
+            employee_ref: Some(employee_ref.to_string()),
+            kind: "update",
+            target: None,
+            changes,
+            status: OpStatus::Ok,
+            attempts: batch.attempts,
+            error: None,
+            duration_ms: batch.elapsed.as_millis() as u64,
+        };
+        let acked: Vec<SnapshotUser> = acked.into_iter().collect();
+        self.commit(std::slice::from_ref(&op), &acked, snapshot, outcome)
+            .await;
+        true
     }
 
     /// A new hire whose create was refused, typically because the e-mail address already has a
@@ -493,6 +673,77 @@ impl Applier<'_> {
         }
         self.progress.inc(ops.len() as u64);
     }
+}
+
+/// Why a user call failed, and whether it was because the new address belongs to someone else.
+struct UserFailure {
+    message: String,
+    email_taken: bool,
+}
+
+impl UserFailure {
+    fn other(message: String) -> Self {
+        Self {
+            message,
+            email_taken: false,
+        }
+    }
+}
+
+impl From<PluvoError> for UserFailure {
+    fn from(error: PluvoError) -> Self {
+        Self {
+            email_taken: error.is_field_error() && error.code() == Some("EMAIL_TAKEN"),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// An update whose new address was taken when it was sent; see
+/// [`Applier::resolve_email_conflicts`].
+struct EmailConflict<'p> {
+    employee_ref: &'p EmployeeRef,
+    change: &'p UserChange,
+    email: &'p Email,
+    /// The journal row, written once the conflict is settled either way.
+    op: OperationRecord,
+    error: String,
+}
+
+/// Indices into `pending` of people who each want the address the next one holds (per the
+/// snapshot), the last wanting the first's: a swap, or a longer ring.
+fn email_cycle(pending: &[EmailConflict<'_>], snapshot: &Snapshot) -> Option<Vec<usize>> {
+    let holders: HashMap<&Email, usize> = pending
+        .iter()
+        .enumerate()
+        .filter_map(|(index, c)| snapshot.get(c.employee_ref).map(|s| (&s.email, index)))
+        .collect();
+    for start in 0..pending.len() {
+        let mut path = vec![start];
+        let mut at = start;
+        while let Some(&next) = holders.get(pending[at].email) {
+            if next == start {
+                return Some(path);
+            }
+            if path.contains(&next) {
+                break;
+            }
+            path.push(next);
+            at = next;
+        }
+    }
+    None
+}
+
+/// The address an update or unarchive moves someone to, if it changes their address.
+fn new_email(change: &UserChange) -> Option<&Email> {
+    let (UserChange::Update { changes } | UserChange::Unarchive { changes }) = change else {
+        return None;
+    };
+    changes.iter().find_map(|c| match c {
+        FieldChange::Email { after, .. } => Some(after),
+        _ => None,
+    })
 }
 
 /// Everything a new account gets; also used to adopt an existing account by e-mail.

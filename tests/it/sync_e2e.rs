@@ -466,3 +466,65 @@ async fn an_export_cut_off_inside_an_employee_number_archives_nobody() {
         "a cut-off row never archives the person it belonged to"
     );
 }
+
+#[tokio::test]
+async fn two_employees_swapping_addresses_converge() {
+    let env = TestEnv::start().await;
+    assert_eq!(env.sync().await.status, RunStatus::Ok);
+
+    let mut rows = staff();
+    let (a, b) = (rows[1].email.clone(), rows[4].email.clone());
+    rows[1].email = b;
+    rows[4].email = a;
+    env.write_export(&rows);
+
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Ok, "{:?}", report.errors);
+    let state = env.state();
+    assert_matches_export(&state, &rows);
+    crate::helpers::assert_each_employee_once(&state, &rows);
+
+    let before = env.stats().requests_total;
+    assert_eq!(env.sync().await.summary.unwrap().operations, 0);
+    assert_eq!(env.stats().requests_total, before);
+}
+
+#[tokio::test]
+async fn an_address_freed_later_in_the_same_run_is_taken_in_that_run() {
+    let env = TestEnv::start().await;
+    assert_eq!(env.sync().await.status, RunStatus::Ok);
+
+    // 000124 takes the address 000152 gives up; 000124 comes first in every batch.
+    let mut rows = staff();
+    rows[1].email = rows[4].email.clone();
+    rows[4].email = "emma.visser-new@example.com".to_owned();
+    env.write_export(&rows);
+
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Ok, "{:?}", report.errors);
+    assert_matches_export(&env.state(), &rows);
+}
+
+#[tokio::test]
+async fn nobody_is_parked_for_an_address_an_outside_account_holds() {
+    let env = TestEnv::start().await;
+    assert_eq!(env.sync().await.status, RunStatus::Ok);
+
+    // 000124 wants 000152's address, but 000152 wants the admin's, which never frees up.
+    let mut rows = staff();
+    rows[1].email = rows[4].email.clone();
+    rows[4].email = "admin@example.com".to_owned();
+    env.write_export(&rows);
+
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Failed, "every call failed");
+    assert_eq!(report.ops_failed, 2, "{:?}", report.errors);
+    let state = env.state();
+    assert!(
+        state.users.iter().all(|u| !u.email.ends_with(".invalid")),
+        "nobody was moved to a placeholder: {:?}",
+        state.users
+    );
+    assert_eq!(state.user("000152").unwrap().email, staff()[4].email);
+    assert_eq!(state.user("000124").unwrap().email, staff()[1].email);
+}
