@@ -16,9 +16,9 @@
 //! confirmed. Calls that are repeated after a crash mid-call are harmless: every call here is
 //! idempotent (users are selected by `ref`, values and memberships are set, not toggled).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 // Boxing each call's future erases its borrowed lifetimes, which lets the compiler prove the
@@ -36,7 +36,7 @@ use crate::journal::{Journal, OpStatus, OperationRecord};
 
 use crate::mapping::Categories;
 use crate::metrics::Metrics;
-use crate::plan::{CategoryChange, FieldChange, NewUser, Plan, UserChange};
+use crate::plan::{CategoryChange, FieldChange, ManagedGroups, NewUser, Plan, UserChange};
 use crate::pluvo::{
     Batch, CategoryUpdate, PluvoClient, PluvoError, Selector, UpsertedUser, UserFields, UserUpsert,
 };
@@ -98,6 +98,8 @@ async fn next_started<T, S: futures::Stream<Item = Option<T>> + Unpin>(
 /// Everything [`Applier::apply`] needs besides the plan.
 pub struct Applier<'a> {
     pub client: &'a PluvoClient,
+    /// Which groups the sync may remove people from (the mapping's rules).
+    pub managed: &'a (dyn ManagedGroups + Sync),
     pub journal: &'a Journal,
     pub metrics: &'a Arc<Metrics>,
     pub run_id: &'a str,
@@ -112,11 +114,12 @@ impl Applier<'_> {
         self.progress.set_length(plan.summary.operations as u64);
         let mut blocked: BTreeSet<EmployeeRef> = BTreeSet::new();
 
-        self.users_phase(plan, snapshot, &mut blocked, &mut outcome)
+        let mut stale = StaleMemberships::new();
+        self.users_phase(plan, snapshot, &mut blocked, &mut stale, &mut outcome)
             .await;
         self.categories_phase(plan, snapshot, &blocked, &mut outcome)
             .await;
-        self.memberships_phase(plan, snapshot, &blocked, &mut outcome)
+        self.memberships_phase(plan, snapshot, &blocked, &stale, &mut outcome)
             .await;
 
         if self.cancel.is_cancelled() {
@@ -131,8 +134,12 @@ impl Applier<'_> {
         plan: &Plan,
         snapshot: &mut Snapshot,
         blocked: &mut BTreeSet<EmployeeRef>,
+        stale: &mut StaleMemberships,
         outcome: &mut ApplyOutcome,
     ) {
+        // Groups an adopted account was already in, by ref, filled in by `adopt` during the calls.
+        let adopted: Mutex<BTreeMap<EmployeeRef, Vec<String>>> = Mutex::new(BTreeMap::new());
+        let adopted = &adopted;
         let work: Vec<(&EmployeeRef, &UserChange)> = plan
             .people
             .iter()
@@ -161,7 +168,7 @@ impl Applier<'_> {
                     for ((employee_ref, change), result) in chunk.iter().zip(items) {
                         results.push(match (result, change) {
                             (Err(error), UserChange::Create { user }) if error.is_field_error() => {
-                                self.adopt(employee_ref, user, error)
+                                self.adopt(employee_ref, user, error, adopted)
                                     .await
                                     .map_err(UserFailure::other)
                             }
@@ -194,12 +201,20 @@ impl Applier<'_> {
                 match result {
                     Ok((remote, kind)) => {
                         op.kind = kind;
-                        acked.extend(acknowledge_user(
+                        let mut next = acknowledge_user(
                             snapshot.get(*employee_ref),
                             employee_ref,
                             change,
                             &remote,
-                        ));
+                        );
+                        let existing = adopted
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(*employee_ref);
+                        if let (Some(next), Some(existing)) = (next.as_mut(), existing) {
+                            self.note_existing_memberships(next, &existing, plan, stale);
+                        }
+                        acked.extend(next);
                     }
                     Err(failure) => match new_email(change) {
                         // The address may be one another person gives up later in this run.
@@ -392,6 +407,7 @@ impl Applier<'_> {
         employee_ref: &EmployeeRef,
         desired: &NewUser,
         original: PluvoError,
+        adopted: &Mutex<BTreeMap<EmployeeRef, Vec<String>>>,
     ) -> Result<(UpsertedUser, &'static str), String> {
         let existing = match self.client.find_user_by_email(&desired.email).await {
             Ok(Some(existing)) => existing,
@@ -418,13 +434,49 @@ impl Applier<'_> {
                     .upsert_users(std::slice::from_ref(&upsert))
                     .await;
                 match batch.items.into_iter().next() {
-                    Some(Ok(user)) => Ok((user, "adopt")),
+                    Some(Ok(user)) => {
+                        adopted
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(employee_ref.clone(), existing.groups);
+                        Ok((user, "adopt"))
+                    }
                     Some(Err(error)) => {
                         Err(format!("adopting the existing account failed: {error}"))
                     }
                     None => Err(original.to_string()),
                 }
             }
+        }
+    }
+
+    /// An adopted account may already be in groups the sync manages (an administrator put them
+    /// there). The snapshot starts from those, and the ones HR does not give this person are
+    /// removed in this run's membership phase, so the account ends as the mapping says.
+    fn note_existing_memberships(
+        &self,
+        next: &mut SnapshotUser,
+        existing: &[String],
+        plan: &Plan,
+        stale: &mut StaleMemberships,
+    ) {
+        let wanted: Groups = plan
+            .people
+            .iter()
+            .find(|p| p.employee_ref == next.employee_ref)
+            .map(|p| p.groups_added.iter().cloned().collect())
+            .unwrap_or_default();
+        for group in existing.iter().filter_map(|g| GroupRef::parse(g).ok()) {
+            if !self.managed.is_managed(&group) {
+                continue;
+            }
+            if !wanted.contains(&group) {
+                stale
+                    .entry(group.clone())
+                    .or_default()
+                    .push(next.employee_ref.clone());
+            }
+            next.groups.insert(group);
         }
     }
 
@@ -515,6 +567,7 @@ impl Applier<'_> {
         plan: &Plan,
         snapshot: &mut Snapshot,
         blocked: &BTreeSet<EmployeeRef>,
+        stale: &StaleMemberships,
         outcome: &mut ApplyOutcome,
     ) {
         // (group, adding?, refs) — removals first, so a department move never shows someone in
@@ -530,6 +583,11 @@ impl Applier<'_> {
                 for chunk in ready.chunks(MEMBERSHIP_BATCH) {
                     calls.push((group, adding, chunk.iter().map(|r| (*r).clone()).collect()));
                 }
+            }
+        }
+        for (group, refs) in stale {
+            for chunk in refs.chunks(MEMBERSHIP_BATCH) {
+                calls.push((group, false, chunk.to_vec()));
             }
         }
         calls.sort_by_key(|(_, adding, _)| *adding);
@@ -674,6 +732,9 @@ impl Applier<'_> {
         self.progress.inc(ops.len() as u64);
     }
 }
+
+/// Managed-group memberships found on adopted accounts that the mapping does not give them.
+type StaleMemberships = BTreeMap<GroupRef, Vec<EmployeeRef>>;
 
 /// Why a user call failed, and whether it was because the new address belongs to someone else.
 struct UserFailure {

@@ -355,6 +355,7 @@ impl Engine {
         };
         let applier = Applier {
             client: &self.client,
+            managed: &self.settings.mapping,
             journal: &self.journal,
             metrics: &self.metrics,
             run_id: &run_id,

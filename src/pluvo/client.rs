@@ -465,6 +465,12 @@ fn not_found_as_none(
             email: u.email,
             name: u.name,
             archived: u.archived,
+            groups: u
+                .participant_groups
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|g| g.group_ref)
+                .collect(),
         })),
         Err(PluvoError::Field {
             code: Some(code), ..

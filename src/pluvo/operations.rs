@@ -66,6 +66,16 @@ pub struct UserNode {
     pub email: Option<String>,
     pub name: String,
     pub archived: bool,
+    /// Read when an existing account is adopted, so memberships an administrator gave it in
+    /// groups the sync manages are known and can be reconciled.
+    pub participant_groups: Option<Vec<GroupRefNode>>,
+}
+
+#[derive(cynic::QueryFragment, Debug, Clone)]
+#[cynic(graphql_type = "Group")]
+pub struct GroupRefNode {
+    #[cynic(rename = "ref")]
+    pub group_ref: Option<String>,
 }
 
 #[derive(cynic::QueryVariables, Debug, Clone)]

@@ -116,6 +116,8 @@ pub struct RemoteUser {
     pub email: Option<String>,
     pub name: String,
     pub archived: bool,
+    /// Refs of the groups the user participates in (as far as Pluvo shows them yet).
+    pub groups: Vec<String>,
 }
 
 /// A group as Pluvo has it.

@@ -103,7 +103,8 @@ fn graphql(token: &str) -> wiremock::MockBuilder {
 
 fn user_data() -> Value {
     json!({"data": {"user": {"id": USER_ID, "ref": "007", "email": "a@example.com",
-                             "name": "Ann", "archived": false}}})
+                             "name": "Ann", "archived": false,
+                             "participantGroups": [{"ref": "dept-sales"}]}}})
 }
 
 fn employee(r: &str) -> EmployeeRef {
@@ -136,6 +137,7 @@ async fn one_token_serves_many_concurrent_calls() {
         let user = task.await.unwrap().unwrap().expect("user found");
         assert_eq!(user.id, USER_ID);
         assert_eq!(user.r#ref.as_deref(), Some("007"));
+        assert_eq!(user.groups, vec!["dept-sales".to_owned()]);
     }
     assert_eq!(
         status(&metrics, "200"),

@@ -528,3 +528,49 @@ async fn nobody_is_parked_for_an_address_an_outside_account_holds() {
     assert_eq!(state.user("000152").unwrap().email, staff()[4].email);
     assert_eq!(state.user("000124").unwrap().email, staff()[1].email);
 }
+
+#[tokio::test]
+async fn an_adopted_account_leaves_managed_groups_hr_does_not_give_it_in_the_same_run() {
+    let env = TestEnv::start().await;
+    // Thijs (Engineering, Utrecht in HR) already has an account, put in dept-hr and mentors by
+    // an administrator before the sync existed.
+    env.sim
+        .add_users(vec![pluvo_sim::SeedUser {
+            email: "thijs.berg@example.com".to_owned(),
+            name: "Thijs Berg".to_owned(),
+            groups: vec!["dept-hr".to_owned(), "mentors".to_owned()],
+            ..Default::default()
+        }])
+        .unwrap();
+    let id_before = env
+        .state()
+        .user_by_email("thijs.berg@example.com")
+        .unwrap()
+        .id
+        .clone();
+
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Ok, "{:?}", report.errors);
+    let state = env.state();
+    let thijs = state.user("000124").unwrap();
+    assert_eq!(thijs.id, id_before, "adopted");
+    assert_eq!(
+        thijs.groups,
+        vec![
+            "all-employees",
+            "dept-engineering",
+            "loc-utrecht",
+            "mentors"
+        ],
+        "the managed dept-hr is gone, the hand-made mentors stays"
+    );
+    assert_matches_export(&state, &staff());
+
+    let before = env.stats().requests_total;
+    assert_eq!(
+        env.sync().await.summary.unwrap().operations,
+        0,
+        "converged in one run"
+    );
+    assert_eq!(env.stats().requests_total, before);
+}
