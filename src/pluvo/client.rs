@@ -89,9 +89,13 @@ enum Step<T> {
         error: PluvoError,
         retry_after: Option<Duration>,
     },
-    /// The token of this generation was refused: renew it and try again at once.
+    /// The token of this generation was refused: renew it and try again at once. `answer` is
+    /// the GraphQL response that said so, if any: when the renewed token is refused alike, the
+    /// refusal is the answer's own (an `Auth…` error on one field of a batch), and it is
+    /// returned to be judged field by field.
     Renew {
         generation: u64,
+        answer: Option<T>,
     },
     Fail(PluvoError),
 }
@@ -542,6 +546,7 @@ impl Inner {
         if reply.status == 401 {
             return Step::Renew {
                 generation: token.generation,
+                answer: None,
             };
         }
         if let Some(step) = self.transient(&reply) {
@@ -551,9 +556,12 @@ impl Inner {
             .ok()
             .filter(|r| r.data.is_some() || r.errors.is_some());
         match (reply.status, parsed) {
-            (_, Some(response)) if response.errors().iter().any(is_auth_error) => Step::Renew {
-                generation: token.generation,
-            },
+            (status, Some(response)) if response.errors().iter().any(is_auth_error) => {
+                Step::Renew {
+                    generation: token.generation,
+                    answer: matches!(status, 200..=299).then_some(response),
+                }
+            }
             (200..=299, Some(response)) => Step::Done(response),
             (200..=299, None) => Step::Fail(PluvoError::Decode(format!(
                 "{operation}: the answer is not a GraphQL response: {}",
@@ -657,8 +665,11 @@ impl Inner {
             match attempt(requests).await {
                 Step::Done(value) => return (Ok(value), requests),
                 Step::Fail(error) => return (Err(error), requests),
-                Step::Renew { generation } => {
+                Step::Renew { generation, answer } => {
                     if renewals >= MAX_RENEWALS {
+                        if let Some(answer) = answer {
+                            return (Ok(answer), requests);
+                        }
                         let error = PluvoError::Auth(
                             "Pluvo refused a freshly issued token; check that pluvo.scope is granted to the API client".into(),
                         );

@@ -402,6 +402,35 @@ async fn a_field_error_fails_only_its_own_item() {
     assert!(!error.is_retryable());
 }
 
+/// An `Auth…` error on one alias of a batch, beside data for the others, is renewed once (it may
+/// be the token); when the fresh token gets the same answer, the error is that field's own, and
+/// the aliases that succeeded must be reported as succeeded, not failed with it.
+#[tokio::test]
+async fn an_auth_error_on_one_alias_that_survives_renewal_fails_only_that_alias() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1", None).await;
+    let mut data: serde_json::Map<_, _> = [upserted("u0", "1", false)].into_iter().collect();
+    data.insert("u1".into(), Value::Null);
+    graphql("tok-1")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": data,
+            "errors": [{"message": "You may not change an administrator", "path": ["u1"],
+                        "extensions": {"code": "NOT_AUTHORIZED"}}]
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let (client, _) = client_for(&server.uri(), json!({}));
+    let batch = client.upsert_users(&[upsert("1"), upsert("2")]).await;
+    assert_eq!(batch.attempts, 2, "one renewal, then the answer stands");
+    assert!(batch.items[0].is_ok(), "{:?}", batch.items[0]);
+    assert!(
+        matches!(batch.items[1], Err(PluvoError::Auth(_))),
+        "{:?}",
+        batch.items[1]
+    );
+}
+
 #[tokio::test]
 async fn batches_are_split_at_batch_size_and_keep_input_order() {
     let server = MockServer::start().await;
