@@ -266,6 +266,42 @@ async fn a_429_with_retry_after_pauses_then_succeeds() {
     assert_eq!(status(&metrics, "429"), 1.0);
 }
 
+/// Stopping a run must not wait out Pluvo's `Retry-After`: the waiting call gives up at once,
+/// sends nothing more, and says why.
+#[tokio::test]
+async fn a_cancelled_call_stops_waiting_for_retry_after_and_sends_nothing_more() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1", Some(1)).await;
+    graphql("tok-1")
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "120"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (client, _) = client_for(&server.uri(), json!({}));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let client = client.with_cancel(cancel.clone());
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.user_categories().await }
+    });
+    while server.received_requests().await.unwrap_or_default().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = Instant::now();
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the call kept waiting for Retry-After after cancellation")
+        .unwrap();
+    assert_eq!(result.unwrap_err(), PluvoError::Cancelled);
+    assert!(stopped.elapsed() < Duration::from_secs(1));
+    // A later call on the cancelled client is not sent either, even behind the shared pause.
+    assert_eq!(
+        client.user_categories().await.unwrap_err(),
+        PluvoError::Cancelled
+    );
+}
+
 fn upsert(r: &str) -> UserUpsert {
     UserUpsert {
         selector: Selector::Ref(employee(r)),
