@@ -353,8 +353,10 @@ impl Engine {
         } else {
             ProgressBar::hidden()
         };
+        // Stopping must not wait out a Retry-After pause or a backoff sleep of a call in flight.
+        let client = self.client.with_cancel(cancel.clone());
         let applier = Applier {
-            client: &self.client,
+            client: &client,
             managed: &self.settings.mapping,
             journal: &self.journal,
             metrics: &self.metrics,

@@ -176,7 +176,11 @@ impl Lease {
             return self.take_from_dead_holder(run_id, owner, now).await;
         }
         tracing::debug!(lease = %self.name, %owner, run_id, "lease acquired");
-        Ok(Some(LeaseGuard::start(self.clone(), owner)))
+        Ok(Some(LeaseGuard::start(
+            self.clone(),
+            owner,
+            self.expiry(now),
+        )))
     }
 
     /// A holder on this host whose process no longer exists (killed with SIGKILL, say) cannot be
@@ -213,7 +217,11 @@ impl Lease {
             return Ok(None);
         }
         tracing::warn!(lease = %self.name, previous = %holder.owner, "took over the lease of a process that no longer exists");
-        Ok(Some(LeaseGuard::start(self.clone(), owner)))
+        Ok(Some(LeaseGuard::start(
+            self.clone(),
+            owner,
+            self.expiry(now),
+        )))
     }
 
     /// Like [`Lease::try_acquire`], but polls every `poll` until the lease is free. `None` when
@@ -256,17 +264,19 @@ impl Lease {
         .transpose()
     }
 
-    /// Pushes the expiry forward; false when `owner` no longer holds the lease.
-    async fn renew(&self, owner: &str) -> Result<bool, sqlx::Error> {
+    /// Pushes the expiry forward; the new expiry, or `None` when `owner` no longer holds the
+    /// lease.
+    async fn renew(&self, owner: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        let expires = self.expiry(self.clock.now());
         let renewed =
             sqlx::query("UPDATE run_lease SET expires_at = ?3 WHERE name = ?1 AND owner = ?2")
                 .bind(&self.name)
                 .bind(owner)
-                .bind(timestamp(self.expiry(self.clock.now())))
+                .bind(timestamp(expires))
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-        Ok(renewed == 1)
+        Ok((renewed == 1).then_some(expires))
     }
 
     /// Deletes the row if `owner` still holds it; false when someone else does (or nobody).
@@ -304,12 +314,13 @@ impl fmt::Debug for LeaseGuard {
 }
 
 impl LeaseGuard {
-    fn start(lease: Lease, owner: String) -> Self {
+    fn start(lease: Lease, owner: String, expires: DateTime<Utc>) -> Self {
         let stop = CancellationToken::new();
         let lost = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat(
             lease.clone(),
             owner.clone(),
+            expires,
             stop.clone(),
             lost.clone(),
         ));
@@ -335,7 +346,7 @@ impl LeaseGuard {
 
     /// Renews now rather than waiting for the heartbeat; false when the lease was lost.
     pub async fn renew(&self) -> Result<bool, sqlx::Error> {
-        let held = self.lease.renew(&self.owner).await?;
+        let held = self.lease.renew(&self.owner).await?.is_some();
         if !held {
             self.lost.cancel();
         }
@@ -373,8 +384,19 @@ impl Drop for LeaseGuard {
     }
 }
 
-async fn heartbeat(lease: Lease, owner: String, stop: CancellationToken, lost: CancellationToken) {
+/// Renews every TTL/3. A renewal that fails (a busy or unreachable database) is retried on the
+/// next tick, but only while the lease is surely still ours: once the next tick would come after
+/// the last expiry that was written, another process may take the lease over before we can
+/// renew, so the run is told it lost the lease rather than carry on beside a new holder.
+async fn heartbeat(
+    lease: Lease,
+    owner: String,
+    mut expires: DateTime<Utc>,
+    stop: CancellationToken,
+    lost: CancellationToken,
+) {
     let period = (lease.ttl / 3).max(Duration::from_millis(10));
+    let margin = chrono::Duration::from_std(period).unwrap_or(chrono::Duration::MAX);
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -383,15 +405,23 @@ async fn heartbeat(lease: Lease, owner: String, stop: CancellationToken, lost: C
             _ = ticks.tick() => {}
         }
         match lease.renew(&owner).await {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Some(renewed)) => expires = renewed,
+            Ok(None) => {
                 tracing::error!(lease = %lease.name, %owner, "lease lost to another holder; stopping the run");
                 lost.cancel();
                 return;
             }
             // A busy or briefly unreachable database: the next tick retries, and the TTL is three
-            // periods long, so one failed renewal does not cost the lease.
-            Err(error) => tracing::warn!(lease = %lease.name, %error, "could not renew lease"),
+            // periods long, so one failed renewal does not cost the lease. Failing until the
+            // expiry is near does.
+            Err(error) if lease.clock.now() + margin < expires => {
+                tracing::warn!(lease = %lease.name, %error, "could not renew lease");
+            }
+            Err(error) => {
+                tracing::error!(lease = %lease.name, %owner, %error, %expires, "could not renew the lease before it expires; stopping the run, as another process may take it over");
+                lost.cancel();
+                return;
+            }
         }
     }
 }
@@ -676,6 +706,25 @@ mod tests {
             Some("run-2")
         );
         got.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_holder_that_cannot_renew_gives_up_before_its_lease_can_be_taken() {
+        let (dir, pool_a) = testing::fresh().await;
+        let pool_b = testing::open(&dir.path().join("pluvo-sync.db")).await;
+        let clock = manual();
+        let ttl = Duration::from_millis(300);
+        let a = Lease::new(pool_a.clone(), RUN_LEASE, ttl, Arc::new(clock.clone()));
+        let b = Lease::new(pool_b, RUN_LEASE, ttl, Arc::new(clock.clone()));
+        let guard = a.try_acquire("run-a").await.unwrap().expect("free lease");
+        // A's database goes away (a broken volume, a locked file): every renewal fails.
+        pool_a.close().await;
+        clock.advance(chrono::Duration::seconds(1));
+        // B may now take the lease over; A must have stopped believing it holds it.
+        assert!(b.try_acquire("run-b").await.unwrap().is_some());
+        tokio::time::timeout(Duration::from_secs(5), guard.lost().cancelled())
+            .await
+            .expect("a holder whose renewals fail past its expiry must count the lease as lost");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! [`Pacer`], timed, counted in metrics. [`Inner::run`] wraps attempts in the retry policy:
 //! transient failures (429, 5xx, timeouts, dropped connections) back off and try again up to
 //! `max_attempts`; a refused token (HTTP 401 or a GraphQL error whose code mentions "auth") is
-//! renewed and the call repeated once, outside that budget; anything else fails at once.
+//! renewed and the call repeated once, outside that budget; anything else fails at once. A
+//! client made with [`PluvoClient::with_cancel`] stops waiting (for the limiter, a pause or a
+//! backoff) as soon as its run is stopped, so shutdown never waits out a `Retry-After`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use reqwest::header::CONTENT_TYPE;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use super::PluvoError;
@@ -55,6 +58,10 @@ const MAX_PAGES: usize = 10_000;
 #[derive(Clone)]
 pub struct PluvoClient {
     inner: Arc<Inner>,
+    /// Once cancelled, no request is started any more: calls waiting for the rate limiter, a
+    /// `Retry-After` pause or a backoff sleep end with [`PluvoError::Cancelled`]. A request
+    /// already sent is waited for.
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for PluvoClient {
@@ -89,16 +96,20 @@ enum Step<T> {
         error: PluvoError,
         retry_after: Option<Duration>,
     },
-    /// The token of this generation was refused: renew it and try again at once.
+    /// The token of this generation was refused: renew it and try again at once. `answer` is
+    /// the GraphQL response that said so, if any: when the renewed token is refused alike, the
+    /// refusal is the answer's own (an `Auth…` error on one field of a batch), and it is
+    /// returned to be judged field by field.
     Renew {
         generation: u64,
+        answer: Option<T>,
     },
     Fail(PluvoError),
 }
 
 impl<T> Step<T> {
     fn from_error(error: PluvoError) -> Self {
-        if error.is_retryable() {
+        if error.is_retryable() && error != PluvoError::Cancelled {
             Step::Retry {
                 error,
                 retry_after: None,
@@ -163,7 +174,20 @@ impl PluvoClient {
                 tokens: TokenCache::default(),
                 metrics,
             }),
+            cancel: CancellationToken::new(),
         })
+    }
+
+    /// A clone whose calls stop sending once `cancel` fires: a call waiting to be admitted by the
+    /// rate limiter, paused by a 429's `Retry-After`, or sleeping before a retry ends at once
+    /// with [`PluvoError::Cancelled`] instead of waiting (possibly minutes) to send again. A
+    /// request already on the wire is waited for, so its answer can still be recorded. Every
+    /// call the sync makes is idempotent, so the next run simply repeats what was left.
+    pub fn with_cancel(&self, cancel: CancellationToken) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            cancel,
+        }
     }
 
     /// Aliased mutations per document (`pluvo.batch_size`).
@@ -179,7 +203,7 @@ impl PluvoClient {
 
     /// Obtains a token (or reuses the cached one): proves the URL, credentials and scope work.
     pub async fn check_token(&self) -> Result<(), PluvoError> {
-        self.inner.token().await.map(drop)
+        self.inner.token(&self.cancel).await.map(drop)
     }
 
     /// `updateOrCreateUser` for each item, `batch_size` items per document (one document for a
@@ -278,7 +302,10 @@ impl PluvoClient {
                 group_ref: group.as_str().to_owned(),
                 user_refs: Some(chunk.iter().map(|u| u.as_str().to_owned()).collect()),
             };
-            let (data, attempts) = self.inner.execute(M::operation(variables)).await?;
+            let (data, attempts) = self
+                .inner
+                .execute(M::operation(variables), &self.cancel)
+                .await?;
             total.attempts += attempts;
             let [done, already, failed] = data.lists().ok_or_else(|| {
                 PluvoError::Decode(format!("{} returned nothing and no error", M::FIELD))
@@ -297,7 +324,12 @@ impl PluvoClient {
         let op = UserByEmail::build(UserByEmailVariables {
             email: email.as_str().to_owned(),
         });
-        not_found_as_none(self.inner.execute(op).await.map(|(data, _)| data.user))
+        not_found_as_none(
+            self.inner
+                .execute(op, &self.cancel)
+                .await
+                .map(|(data, _)| data.user),
+        )
     }
 
     pub async fn find_user_by_ref(
@@ -307,7 +339,12 @@ impl PluvoClient {
         let op = UserByRef::build(UserByRefVariables {
             user_ref: r.as_str().to_owned(),
         });
-        not_found_as_none(self.inner.execute(op).await.map(|(data, _)| data.user))
+        not_found_as_none(
+            self.inner
+                .execute(op, &self.cancel)
+                .await
+                .map(|(data, _)| data.user),
+        )
     }
 
     /// Every group, following `endCursor` 50 at a time.
@@ -319,7 +356,7 @@ impl PluvoClient {
                 first: PAGE_SIZE,
                 after: after.clone(),
             });
-            let (data, _) = self.inner.execute(op).await?;
+            let (data, _) = self.inner.execute(op, &self.cancel).await?;
             let Some(page) = data.paginated_groups else {
                 return Ok(groups);
             };
@@ -354,7 +391,10 @@ impl PluvoClient {
 
     /// The custom fields defined for users (`extraCategories(contentType: USER)`).
     pub async fn user_categories(&self) -> Result<Vec<RemoteCategory>, PluvoError> {
-        let (data, _) = self.inner.execute(UserCategories::build(())).await?;
+        let (data, _) = self
+            .inner
+            .execute(UserCategories::build(()), &self.cancel)
+            .await?;
         Ok(data
             .extra_categories
             .unwrap_or_default()
@@ -397,7 +437,10 @@ impl PluvoClient {
             };
             let aliases = document.aliases().to_vec();
             let request = document.into_request();
-            let (response, sent) = self.inner.graphql(request.operation_name, &request).await;
+            let (response, sent) = self
+                .inner
+                .graphql(request.operation_name, &request, &self.cancel)
+                .await;
             attempts += sent;
             let judged: Vec<Result<T, PluvoError>> = match response {
                 Ok(response) => split::<P>(&aliases, &response)
@@ -481,13 +524,17 @@ fn not_found_as_none(
 
 impl Inner {
     /// The one typed path for single-field operations: any GraphQL error fails the call.
-    async fn execute<Q, V>(&self, op: cynic::Operation<Q, V>) -> Result<(Q, u32), PluvoError>
+    async fn execute<Q, V>(
+        &self,
+        op: cynic::Operation<Q, V>,
+        cancel: &CancellationToken,
+    ) -> Result<(Q, u32), PluvoError>
     where
         Q: DeserializeOwned,
         V: serde::Serialize,
     {
         let name = op.operation_name.clone().unwrap_or_default();
-        let (response, attempts) = self.graphql(&name, &op).await;
+        let (response, attempts) = self.graphql(&name, &op, cancel).await;
         let response = response?;
         if let Some(error) = response.errors().first() {
             return Err(from_graphql(error));
@@ -505,6 +552,7 @@ impl Inner {
         &self,
         operation: &str,
         request: &impl serde::Serialize,
+        cancel: &CancellationToken,
     ) -> (Result<RawResponse, PluvoError>, u32) {
         let body = match serde_json::to_string(request) {
             Ok(body) => body,
@@ -518,8 +566,8 @@ impl Inner {
                 );
             }
         };
-        self.run(operation, |attempt| {
-            self.graphql_attempt(operation, &body, attempt)
+        self.run(operation, cancel, |attempt| {
+            self.graphql_attempt(operation, &body, attempt, cancel)
         })
         .await
     }
@@ -529,8 +577,9 @@ impl Inner {
         operation: &str,
         body: &str,
         attempt: u32,
+        cancel: &CancellationToken,
     ) -> Step<RawResponse> {
-        let token = match self.token().await {
+        let token = match self.token(cancel).await {
             Ok(token) => token,
             // The token request had its own retries; repeating them here would multiply them.
             Err(error) => return Step::Fail(error),
@@ -541,13 +590,14 @@ impl Inner {
             .bearer_auth(token.secret.expose_secret())
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_owned());
-        let reply = match self.exchange(operation, attempt, request).await {
+        let reply = match self.exchange(operation, attempt, request, cancel).await {
             Ok(reply) => reply,
             Err(error) => return Step::from_error(error),
         };
         if reply.status == 401 {
             return Step::Renew {
                 generation: token.generation,
+                answer: None,
             };
         }
         if let Some(step) = self.transient(&reply) {
@@ -557,9 +607,12 @@ impl Inner {
             .ok()
             .filter(|r| r.data.is_some() || r.errors.is_some());
         match (reply.status, parsed) {
-            (_, Some(response)) if response.errors().iter().any(is_auth_error) => Step::Renew {
-                generation: token.generation,
-            },
+            (status, Some(response)) if response.errors().iter().any(is_auth_error) => {
+                Step::Renew {
+                    generation: token.generation,
+                    answer: matches!(status, 200..=299).then_some(response),
+                }
+            }
             (200..=299, Some(response)) => Step::Done(response),
             (200..=299, None) => Step::Fail(PluvoError::Decode(format!(
                 "{operation}: the answer is not a GraphQL response: {}",
@@ -572,18 +625,20 @@ impl Inner {
     }
 
     /// The cached token, or a new one; concurrent callers share one token request.
-    async fn token(&self) -> Result<Token, PluvoError> {
-        self.tokens.get(|| self.fetch_token()).await
+    async fn token(&self, cancel: &CancellationToken) -> Result<Token, PluvoError> {
+        self.tokens.get(|| self.fetch_token(cancel)).await
     }
 
-    async fn fetch_token(&self) -> Result<Issued, PluvoError> {
+    async fn fetch_token(&self, cancel: &CancellationToken) -> Result<Issued, PluvoError> {
         let (result, _) = self
-            .run("oauth_token", |attempt| self.token_attempt(attempt))
+            .run("oauth_token", cancel, |attempt| {
+                self.token_attempt(attempt, cancel)
+            })
             .await;
         result
     }
 
-    async fn token_attempt(&self, attempt: u32) -> Step<Issued> {
+    async fn token_attempt(&self, attempt: u32, cancel: &CancellationToken) -> Step<Issued> {
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
@@ -591,7 +646,7 @@ impl Inner {
             ("scope", self.scope.as_str()),
         ];
         let request = self.http.post(self.token_url.clone()).form(&form);
-        let reply = match self.exchange("oauth_token", attempt, request).await {
+        let reply = match self.exchange("oauth_token", attempt, request, cancel).await {
             Ok(reply) => reply,
             Err(error) => return Step::from_error(error),
         };
@@ -650,6 +705,7 @@ impl Inner {
     async fn run<T, F>(
         &self,
         operation: &str,
+        cancel: &CancellationToken,
         mut attempt: impl FnMut(u32) -> F,
     ) -> (Result<T, PluvoError>, u32)
     where
@@ -663,8 +719,11 @@ impl Inner {
             match attempt(requests).await {
                 Step::Done(value) => return (Ok(value), requests),
                 Step::Fail(error) => return (Err(error), requests),
-                Step::Renew { generation } => {
+                Step::Renew { generation, answer } => {
                     if renewals >= MAX_RENEWALS {
+                        if let Some(answer) = answer {
+                            return (Ok(answer), requests);
+                        }
                         let error = PluvoError::Auth(
                             "Pluvo refused a freshly issued token; check that pluvo.scope is granted to the API client".into(),
                         );
@@ -693,7 +752,13 @@ impl Inner {
                         error = %error,
                         "transient failure talking to Pluvo; retrying"
                     );
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = cancel.cancelled() => {
+                            debug!(operation, error = %error, "stopping: not retrying");
+                            return (Err(PluvoError::Cancelled), requests);
+                        }
+                    }
                 }
             }
         }
@@ -705,10 +770,16 @@ impl Inner {
         operation: &str,
         attempt: u32,
         request: reqwest::RequestBuilder,
+        cancel: &CancellationToken,
     ) -> Result<Reply, PluvoError> {
         let span = debug_span!("pluvo_request", operation, attempt);
         async {
-            let _permit = self.pacer.admit().await;
+            // Nothing is sent once the run is stopping, however long admission would take.
+            let _permit = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(PluvoError::Cancelled),
+                permit = self.pacer.admit() => permit,
+            };
             let started = Instant::now();
             let response = match request.send().await {
                 Ok(response) => response,

@@ -63,6 +63,11 @@ pub enum PluvoError {
     )]
     Decode(String),
 
+    /// The run is stopping (shutdown, or the run lease was lost): the call was not sent, or
+    /// not repeated, and is left for the next run.
+    #[error("not sent: the run is stopping; the next run repeats this call")]
+    Cancelled,
+
     /// A retryable failure persisted through every attempt (`pluvo.max_attempts`).
     #[error("gave up after {attempts} attempts; last error: {last}")]
     Exhausted {
@@ -90,7 +95,10 @@ impl PluvoError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PluvoError::Http { status, .. } => is_retryable_status(*status),
-            PluvoError::Transport(_) | PluvoError::Timeout | PluvoError::RateLimited { .. } => true,
+            PluvoError::Transport(_)
+            | PluvoError::Timeout
+            | PluvoError::RateLimited { .. }
+            | PluvoError::Cancelled => true,
             PluvoError::Exhausted { last, .. } => last.is_retryable(),
             PluvoError::Config { .. }
             | PluvoError::Auth(_)

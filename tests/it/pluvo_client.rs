@@ -268,6 +268,42 @@ async fn a_429_with_retry_after_pauses_then_succeeds() {
     assert_eq!(status(&metrics, "429"), 1.0);
 }
 
+/// Stopping a run must not wait out Pluvo's `Retry-After`: the waiting call gives up at once,
+/// sends nothing more, and says why.
+#[tokio::test]
+async fn a_cancelled_call_stops_waiting_for_retry_after_and_sends_nothing_more() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1", Some(1)).await;
+    graphql("tok-1")
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "120"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (client, _) = client_for(&server.uri(), json!({}));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let client = client.with_cancel(cancel.clone());
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.user_categories().await }
+    });
+    while server.received_requests().await.unwrap_or_default().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = Instant::now();
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the call kept waiting for Retry-After after cancellation")
+        .unwrap();
+    assert_eq!(result.unwrap_err(), PluvoError::Cancelled);
+    assert!(stopped.elapsed() < Duration::from_secs(1));
+    // A later call on the cancelled client is not sent either, even behind the shared pause.
+    assert_eq!(
+        client.user_categories().await.unwrap_err(),
+        PluvoError::Cancelled
+    );
+}
+
 fn upsert(r: &str) -> UserUpsert {
     UserUpsert {
         selector: Selector::Ref(employee(r)),
@@ -402,6 +438,35 @@ async fn a_field_error_fails_only_its_own_item() {
     let error = batch.items[1].as_ref().unwrap_err();
     assert_eq!(error.code(), Some("EMAIL_TAKEN"));
     assert!(!error.is_retryable());
+}
+
+/// An `Auth…` error on one alias of a batch, beside data for the others, is renewed once (it may
+/// be the token); when the fresh token gets the same answer, the error is that field's own, and
+/// the aliases that succeeded must be reported as succeeded, not failed with it.
+#[tokio::test]
+async fn an_auth_error_on_one_alias_that_survives_renewal_fails_only_that_alias() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1", None).await;
+    let mut data: serde_json::Map<_, _> = [upserted("u0", "1", false)].into_iter().collect();
+    data.insert("u1".into(), Value::Null);
+    graphql("tok-1")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": data,
+            "errors": [{"message": "You may not change an administrator", "path": ["u1"],
+                        "extensions": {"code": "NOT_AUTHORIZED"}}]
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let (client, _) = client_for(&server.uri(), json!({}));
+    let batch = client.upsert_users(&[upsert("1"), upsert("2")]).await;
+    assert_eq!(batch.attempts, 2, "one renewal, then the answer stands");
+    assert!(batch.items[0].is_ok(), "{:?}", batch.items[0]);
+    assert!(
+        matches!(batch.items[1], Err(PluvoError::Auth(_))),
+        "{:?}",
+        batch.items[1]
+    );
 }
 
 #[tokio::test]

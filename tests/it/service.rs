@@ -270,3 +270,41 @@ async fn bad_start_up_input_exits_2_naming_the_problem() {
     assert_eq!(env.stats().requests_total, 0);
     drop(taken);
 }
+
+/// A call parked behind a long `Retry-After` (or in a backoff sleep) is not "in flight": on
+/// SIGTERM it must give up its wait, so the run still ends `aborted` within the grace period
+/// instead of being cut off with its journal entry left `running`.
+#[tokio::test]
+async fn sigterm_while_pluvo_asks_to_wait_still_aborts_the_run_within_the_grace_period() {
+    // Four requests, then 429 with a Retry-After of about 50 s: far past the 5 s grace.
+    let env = TestEnv::start_with(SimConfig {
+        seed: Seed::example(),
+        rate: 0.02,
+        burst: 4,
+        ..SimConfig::default()
+    })
+    .await;
+    let people = many_employees(40);
+    env.write_export(&people);
+    let mut service = env
+        .start_service(&format!("{NEVER}run_on_start = true\n"))
+        .await;
+    wait_until("Pluvo rate-limits the run", async || {
+        env.stats().rate_limited >= 1
+    })
+    .await;
+    service.terminate().await;
+    assert_eq!(
+        service.exit_code(EXIT_WITHIN).await,
+        0,
+        "{}",
+        service.logs()
+    );
+    let run = env.journal().latest_run().await.unwrap().unwrap();
+    assert_eq!(
+        (run.trigger.as_str(), run.status.as_str()),
+        ("startup", "aborted"),
+        "{run:#?}\n{}",
+        service.logs()
+    );
+}

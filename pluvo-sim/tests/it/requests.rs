@@ -129,3 +129,56 @@ async fn operation_name_selects_among_several() {
     let (status, body) = t.gql(query, json!({})).await;
     assert_rejected(status, &body, 400);
 }
+
+/// `User.participantGroups` and `Group.users` form a cycle, so a few hundred bytes of nesting
+/// ask for an exponential number of nodes. The simulator must refuse such a document at once
+/// (as servers with depth and complexity limits do) instead of computing it while holding the
+/// tenant lock, which wedges every other client.
+// Multi-threaded, so the timeouts below can fire while a worker is stuck executing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pathologically_nested_documents_are_refused_quickly() {
+    let t = TestSim::example().await;
+    let people: Vec<pluvo_sim::SeedUser> = (0..8)
+        .map(|n| {
+            serde_json::from_value(json!({
+                "ref": format!("N{n}"),
+                "email": format!("n{n}@example.com"),
+                "name": format!("N {n}"),
+                "groups": ["all-employees", "mentors"],
+            }))
+            .unwrap()
+        })
+        .collect();
+    t.sim.add_users(people).unwrap();
+    let mut selection = "id".to_owned();
+    for _ in 0..12 {
+        selection =
+            format!("participantGroups {{ users {{ edges {{ node {{ {selection} }} }} }} }}");
+    }
+    let query = format!("{{ user(ref: \"N0\") {{ {selection} }} }}");
+    let answer =
+        tokio::time::timeout(std::time::Duration::from_secs(10), t.gql(&query, json!({}))).await;
+    let (status, body) = answer.expect("the simulator wedged on a nested document");
+    assert_rejected(status, &body, 400);
+
+    // Aliases multiply too: one level, many copies.
+    let wide: String = (0..2000)
+        .map(|n| format!("a{n}: paginatedUsers(first: 50) {{ edges {{ node {{ participantGroups {{ users(first: 50) {{ edges {{ node {{ id }} }} }} }} }} }} }}\n"))
+        .collect();
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        t.gql(&format!("{{ {wide} }}"), json!({})),
+    )
+    .await;
+    let (status, body) = answer.expect("the simulator wedged on a wide document");
+    assert_rejected(status, &body, 400);
+
+    // The sync's own documents and ordinary nesting still work.
+    let data = t
+        .data(
+            "{ group(ref: \"mentors\") { users(first: 50) { edges { node { participantGroups { ref } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(data["group"]["users"]["edges"].as_array().unwrap().len() >= 8);
+}
