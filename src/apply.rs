@@ -229,7 +229,7 @@ impl Applier<'_> {
                             continue;
                         }
                         _ => {
-                            op.status = OpStatus::Failed;
+                            op.status = failure.status;
                             op.error = Some(failure.message);
                             blocked.insert((*employee_ref).clone());
                         }
@@ -552,7 +552,7 @@ impl Applier<'_> {
                     }
                     (Ok(()), None) => {}
                     (Err(error), _) => {
-                        op.status = OpStatus::Failed;
+                        op.status = status_of(&error);
                         op.error = Some(error.to_string());
                     }
                 }
@@ -633,7 +633,10 @@ impl Applier<'_> {
                                 .and_then(|s| s.pluvo_id.as_deref()),
                         )
                     }
-                    Err(error) => Err(error.to_string()),
+                    Err(error) => {
+                        op.status = status_of(error);
+                        Err(error.to_string())
+                    }
                 };
                 match (verdict, snapshot.get(employee_ref)) {
                     (Ok(()), Some(before)) => {
@@ -647,7 +650,9 @@ impl Applier<'_> {
                     }
                     (Ok(()), None) => {}
                     (Err(error), _) => {
-                        op.status = OpStatus::Failed;
+                        if op.status == OpStatus::Ok {
+                            op.status = OpStatus::Failed;
+                        }
                         op.error = Some(error);
                     }
                 }
@@ -733,6 +738,15 @@ impl Applier<'_> {
     }
 }
 
+/// A call the run's stop kept from being sent was not refused: it is skipped, and the next run
+/// makes it. Anything else that did not succeed failed.
+fn status_of(error: &PluvoError) -> OpStatus {
+    match error {
+        PluvoError::Cancelled => OpStatus::Skipped,
+        _ => OpStatus::Failed,
+    }
+}
+
 /// Managed-group memberships found on adopted accounts that the mapping does not give them.
 type StaleMemberships = BTreeMap<GroupRef, Vec<EmployeeRef>>;
 
@@ -740,6 +754,7 @@ type StaleMemberships = BTreeMap<GroupRef, Vec<EmployeeRef>>;
 struct UserFailure {
     message: String,
     email_taken: bool,
+    status: OpStatus,
 }
 
 impl UserFailure {
@@ -747,6 +762,7 @@ impl UserFailure {
         Self {
             message,
             email_taken: false,
+            status: OpStatus::Failed,
         }
     }
 }
@@ -755,6 +771,7 @@ impl From<PluvoError> for UserFailure {
     fn from(error: PluvoError) -> Self {
         Self {
             email_taken: error.is_field_error() && error.code() == Some("EMAIL_TAKEN"),
+            status: status_of(&error),
             message: error.to_string(),
         }
     }

@@ -384,9 +384,11 @@ impl Engine {
             tracing::warn!(%error, "cannot record who was in the source");
         }
 
+        // Skipped operations (not sent because of the stop, or because the person's user call
+        // failed) are left for the next run, as are those never reached.
         let remaining = totals
             .ops_planned
-            .saturating_sub(outcome.ok + outcome.failed + outcome.skipped);
+            .saturating_sub(outcome.ok + outcome.failed);
         report.status = if outcome.aborted {
             report.errors.insert(
                 0,
