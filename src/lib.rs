@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod db;
 pub mod domain;
 pub mod engine;
+pub mod http;
 pub mod journal;
 pub mod lease;
 pub mod mapping;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
@@ -108,17 +108,10 @@ impl Backoff {
     }
 }
 
-/// `Retry-After` in delta-seconds. The HTTP-date form is not used by Pluvo's stack as far as is
-/// known; it yields `None`, and the caller falls back to its own backoff.
+/// `Retry-After` (seconds or an HTTP date, see [`crate::http::retry_after`]), capped at
+/// [`MAX_RETRY_AFTER`].
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let seconds: f64 = value.parse().ok()?;
-    if !seconds.is_finite() || seconds < 0.0 {
-        return None;
-    }
-    Some(Duration::from_secs_f64(
-        seconds.min(MAX_RETRY_AFTER.as_secs_f64()),
-    ))
+    crate::http::retry_after(headers).map(|wait| wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -173,13 +166,20 @@ mod tests {
             ("fraction", Some("0.5"), Some(Duration::from_millis(500))),
             ("huge", Some("999999"), Some(MAX_RETRY_AFTER)),
             ("negative", Some("-1"), None),
-            ("http date", Some("Wed, 21 Oct 2015 07:28:00 GMT"), None),
+            (
+                "http date without the response's Date",
+                Some("Wed, 21 Oct 2015 07:28:00 GMT"),
+                None,
+            ),
             ("absent", None, None),
         ];
         for (name, value, expected) in cases {
             let mut headers = HeaderMap::new();
             if let Some(value) = value {
-                headers.insert(RETRY_AFTER, HeaderValue::from_static(value));
+                headers.insert(
+                    reqwest::header::RETRY_AFTER,
+                    HeaderValue::from_static(value),
+                );
             }
             assert_eq!(retry_after(&headers), expected, "case {name}");
         }

@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use rand::Rng;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
+
+use crate::http::retry_after;
 use reqwest::{Client, StatusCode, Url};
 use secrecy::ExposeSecret;
 
@@ -207,22 +209,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// `Retry-After` as a wait: delta-seconds, or an HTTP date measured against the response's own
-/// `Date` header (so our clock, and its skew against theirs, plays no part).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let now = headers
-        .get(reqwest::header::DATE)?
-        .to_str()
-        .ok()
-        .and_then(|date| chrono::DateTime::parse_from_rfc2822(date.trim()).ok())?;
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
-}
-
 /// Exponential backoff with "equal jitter": half the step is fixed, half random (`unit` in
 /// `[0, 1)`), so many clients retrying together spread out, yet no wait collapses to zero.
 fn backoff(policy: &RetryPolicy, attempt: u32, unit: f64) -> Duration {
@@ -255,7 +241,6 @@ fn excerpt(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
 
     use super::*;
 
@@ -281,50 +266,6 @@ mod tests {
             assert_eq!(
                 backoff(&policy(), attempt, unit).as_millis(),
                 millis,
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn retry_after_cases() {
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut map = HeaderMap::new();
-            for (name, value) in pairs {
-                map.insert(*name, HeaderValue::from_static(value));
-            }
-            map
-        };
-        let cases = [
-            ("seconds", headers(&[("retry-after", "7")]), Some(7)),
-            (
-                "http date against the response date",
-                headers(&[
-                    ("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT"),
-                    ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
-                ]),
-                Some(30),
-            ),
-            (
-                "a date in the past means now",
-                headers(&[
-                    ("retry-after", "Wed, 21 Oct 2015 07:27:00 GMT"),
-                    ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
-                ]),
-                Some(0),
-            ),
-            (
-                "a date without a Date header is ignored",
-                headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")]),
-                None,
-            ),
-            ("garbage", headers(&[("retry-after", "soon")]), None),
-            ("absent", headers(&[]), None),
-        ];
-        for (name, map, seconds) in cases {
-            assert_eq!(
-                retry_after(&map),
-                seconds.map(Duration::from_secs),
                 "{name}"
             );
         }
