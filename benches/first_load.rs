@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use pluvo_sim::{Seed, SimConfig, SimHandle, Stats};
+use pluvo_sim::{Faults, Seed, SimConfig, SimHandle, Stats};
 use pluvo_sync::clock::{SharedClock, SystemClock};
 use pluvo_sync::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
 use pluvo_sync::engine::{Engine, RunOptions, Trigger};
@@ -177,9 +177,12 @@ async fn start_sim(latency_ms: u64) -> anyhow::Result<SimHandle> {
         "127.0.0.1:0".parse()?,
         SimConfig {
             seed: Seed::example(),
-            rate: RATE,
-            burst: BURST,
-            latency_ms,
+            faults: Faults {
+                rate: RATE,
+                burst: BURST,
+                latency_ms,
+                ..Faults::default()
+            },
             ..SimConfig::default()
         },
     )

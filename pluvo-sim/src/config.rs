@@ -25,40 +25,23 @@ pub enum AuthErrorMode {
     Mixed,
 }
 
-/// Everything needed to start a simulator.
+/// Everything needed to start a simulator: what is fixed for its lifetime, and the [`Faults`]
+/// it starts with.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// The only OAuth client the token endpoint accepts.
     pub client_id: String,
     pub client_secret: String,
-    /// Sustained requests per second per client on `/graphql/`; 0 means unlimited.
-    pub rate: f64,
-    /// Token-bucket capacity (at least 1 is used when `rate > 0`).
-    pub burst: u32,
-    /// Added to every API request before it is handled.
-    pub latency_ms: u64,
-    /// Token lifetime in seconds, also reported as `expires_in`.
-    pub token_ttl: u64,
-    pub auth_error: AuthErrorMode,
-    /// Probability of answering 500/502/503 before executing anything.
-    pub fault_5xx: f64,
-    /// Probability of dropping the connection before executing anything.
-    pub fault_reset: f64,
-    /// Probability (mutations only) of executing, committing, then dropping the connection.
-    pub fault_after_commit: f64,
-    /// Probability of sleeping `slow_ms` before handling the request.
-    pub fault_slow: f64,
-    pub slow_ms: u64,
     /// Seed of the fault RNG: the same seed and request order give the same faults.
     pub fault_seed: u64,
-    /// Seconds before a membership write shows in `group.users`, `userCount` and
-    /// `user.participantGroups` (it is committed, and in `/_sim/state`, at once).
-    pub membership_delay: u64,
     /// Serve `/_sim/*` to peers other than loopback. Off by default: the admin API has no auth
     /// and can rewrite the tenant. A container needs it, as published ports arrive from the
     /// bridge network; publish the port on the host's loopback only.
     pub allow_remote_admin: bool,
     pub seed: Seed,
+    /// Rate limit, latency, token lifetime, auth-error style, fault probabilities and membership
+    /// delay at start; changeable later through `SimHandle::set_faults` or `POST /_sim/faults`.
+    pub faults: Faults,
 }
 
 impl Default for SimConfig {
@@ -70,59 +53,24 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The default client and an empty tenant, with these knobs.
     pub fn with_faults(faults: Faults) -> Self {
-        let Faults {
-            rate,
-            burst,
-            latency_ms,
-            token_ttl,
-            auth_error,
-            fault_5xx,
-            fault_reset,
-            fault_after_commit,
-            fault_slow,
-            slow_ms,
-            membership_delay,
-        } = faults;
         Self {
             client_id: "pluvo-sync".to_owned(),
             client_secret: "sim-secret".to_owned(),
-            rate,
-            burst,
-            latency_ms,
-            token_ttl,
-            auth_error,
-            fault_5xx,
-            fault_reset,
-            fault_after_commit,
-            fault_slow,
-            slow_ms,
             fault_seed: 0,
-            membership_delay,
             allow_remote_admin: false,
             seed: Seed::default(),
+            faults,
         }
     }
 
-    /// The runtime knobs this configuration starts with.
+    /// The knobs the simulator starts with.
     pub fn faults(&self) -> Faults {
-        Faults {
-            rate: self.rate,
-            burst: self.burst,
-            latency_ms: self.latency_ms,
-            token_ttl: self.token_ttl,
-            auth_error: self.auth_error,
-            fault_5xx: self.fault_5xx,
-            fault_reset: self.fault_reset,
-            fault_after_commit: self.fault_after_commit,
-            fault_slow: self.fault_slow,
-            slow_ms: self.slow_ms,
-            membership_delay: self.membership_delay,
-        }
+        self.faults.clone()
     }
 }
 
-/// Knobs that can change while the simulator runs. Field meanings are as on [`SimConfig`];
-/// the doc comments double as the CLI help of the same-named flags.
+/// Knobs that can change while the simulator runs. The doc comments double as the CLI help of
+/// the same-named flags.
 ///
 /// `POST /_sim/faults` takes a JSON object with any subset of these fields and changes only
 /// those; [`crate::SimHandle::set_faults`] replaces all of them (read the current ones with

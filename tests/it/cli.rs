@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pluvo_sim::{Seed, SimConfig};
+use pluvo_sim::{Faults, Seed, SimConfig};
 use pluvo_sync::clock::SystemClock;
 use pluvo_sync::lease::Lease;
 use serde_json::Value;
@@ -304,7 +304,10 @@ async fn a_held_lease_gives_exit_4_and_wait_runs_once_it_is_released() {
 async fn slow_env() -> TestEnv {
     TestEnv::start_with(SimConfig {
         seed: Seed::example(),
-        latency_ms: 200,
+        faults: Faults {
+            latency_ms: 200,
+            ..Faults::default()
+        },
         ..SimConfig::default()
     })
     .await

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use pluvo_sim::{Seed, SimConfig};
+use pluvo_sim::{Faults, Seed, SimConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -23,7 +23,10 @@ const EXIT_WITHIN: std::time::Duration = SHUTDOWN_GRACE.saturating_mul(4);
 fn slow_sim(latency_ms: u64) -> SimConfig {
     SimConfig {
         seed: Seed::example(),
-        latency_ms,
+        faults: Faults {
+            latency_ms,
+            ..Faults::default()
+        },
         ..SimConfig::default()
     }
 }
@@ -280,8 +283,11 @@ async fn sigterm_while_pluvo_asks_to_wait_still_aborts_the_run_within_the_grace_
     // Four requests, then 429 with a Retry-After of about 50 s: far past the 5 s grace.
     let env = TestEnv::start_with(SimConfig {
         seed: Seed::example(),
-        rate: 0.02,
-        burst: 4,
+        faults: Faults {
+            rate: 0.02,
+            burst: 4,
+            ..Faults::default()
+        },
         ..SimConfig::default()
     })
     .await;

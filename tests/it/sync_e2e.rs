@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use pluvo_sim::{Seed, SimConfig, StateView};
+use pluvo_sim::{Faults, Seed, SimConfig, StateView};
 use pluvo_sync::engine::{RunOptions, RunStatus};
 
 use crate::helpers::{Employee, TestEnv, employee, export_csv, staff};
@@ -328,11 +328,14 @@ async fn a_truncated_export_hits_the_archive_guard_and_an_operator_can_override_
 async fn faults_429_5xx_resets_and_lost_responses_still_converge() {
     let env = TestEnv::start_with(SimConfig {
         seed: Seed::example(),
-        rate: 40.0,
-        burst: 2,
-        fault_5xx: 0.15,
-        fault_reset: 0.1,
-        fault_after_commit: 0.2,
+        faults: Faults {
+            rate: 40.0,
+            burst: 2,
+            fault_5xx: 0.15,
+            fault_reset: 0.1,
+            fault_after_commit: 0.2,
+            ..Faults::default()
+        },
         fault_seed: 7,
         ..SimConfig::default()
     })
@@ -382,7 +385,10 @@ async fn expired_tokens_are_renewed_mid_run_in_both_error_styles() {
     ] {
         let env = TestEnv::start_with(SimConfig {
             seed: Seed::example(),
-            auth_error: mode,
+            faults: Faults {
+                auth_error: mode,
+                ..Faults::default()
+            },
             ..SimConfig::default()
         })
         .await;
