@@ -37,14 +37,15 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use pluvo_sim::{Faults, Seed, SimConfig, SimHandle, Stats};
 use pluvo_sync::clock::{SharedClock, SystemClock};
+use pluvo_sync::domain::CategoryValue;
+use pluvo_sync::domain::Trigger;
 use pluvo_sync::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
-use pluvo_sync::engine::{Engine, RunOptions, Trigger};
-use pluvo_sync::journal::Journal;
-use pluvo_sync::mapping::CategoryValue;
 use pluvo_sync::metrics::Metrics;
 use pluvo_sync::pluvo::{
     CategoryUpdate, PluvoClient, PluvoSettings, Selector, UserFields, UserUpsert,
 };
+use pluvo_sync::sync::engine::{Engine, RunOptions};
+use pluvo_sync::sync::journal::Journal;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 

@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::NaiveDate;
+use pluvo_sync::domain::{Categories, CategoryValue};
 use pluvo_sync::domain::{
     CategoryRef, Email, EmployeeRef, GroupRef, Groups, Language, Role, Roles,
 };
-use pluvo_sync::mapping::{Categories, CategoryValue, DesiredUser, Mapped};
-use pluvo_sync::plan::{Policy, plan};
-use pluvo_sync::snapshot::{Snapshot, SnapshotUser};
+use pluvo_sync::sync::mapping::{DesiredUser, Mapped};
+use pluvo_sync::sync::plan::{Policy, plan};
+use pluvo_sync::sync::snapshot::{Snapshot, SnapshotUser};
 
 const PEOPLE: usize = 100_000;
 

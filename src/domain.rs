@@ -11,14 +11,17 @@
 //! the plan or the API.
 
 pub mod collections;
+pub mod run;
 
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use collections::{VecMap, VecSet};
+pub use run::{OpKind, OpStatus, RunStatus, Trigger};
 
 /// Why a raw value was not accepted. The message is shown to an HR administrator next to the row
 /// and field, so it says what is wrong with the value rather than how it was checked.
@@ -318,6 +321,21 @@ impl fmt::Display for Language {
         f.write_str(self.as_str())
     }
 }
+
+/// The value of one custom field ("extra category"), typed as the category is in Pluvo.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum CategoryValue {
+    String(String),
+    /// The option's text, as Pluvo's `choiceValues: [{stringValue}]` names it.
+    Choice(String),
+    Boolean(bool),
+    Date(NaiveDate),
+}
+
+/// A person's custom fields by category: a handful each, so a sorted `Vec` rather than a B-tree
+/// (see [`collections`]).
+pub type Categories = VecMap<CategoryRef, CategoryValue>;
 
 #[cfg(test)]
 mod tests {

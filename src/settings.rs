@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::mapping::{MappingRules, MappingSettings};
-use crate::plan::{ArchiveGuard, Leavers, Policy};
 use crate::pluvo::{PluvoSettings, ResolvedPluvo};
-use crate::schedule::ScheduleSettings;
-use crate::server::ServerSettings;
-use crate::source::Source;
-use crate::source::csv::{CsvSettings, CsvSource};
-use crate::source::rest::{RestSettings, RestSource};
+use crate::service::schedule::ScheduleSettings;
+use crate::service::server::ServerSettings;
+use crate::sync::mapping::{MappingRules, MappingSettings};
+use crate::sync::plan::{ArchiveGuard, Leavers, Policy};
+use crate::sync::source::Source;
+use crate::sync::source::csv::{CsvSettings, CsvSource};
+use crate::sync::source::rest::{RestSettings, RestSource};
 
 /// The prefix of environment overrides, e.g. `PLUVO_SYNC__PLUVO__CLIENT_SECRET`.
 pub const ENV_PREFIX: &str = "PLUVO_SYNC";
@@ -207,7 +207,7 @@ impl ResolvedSource {
     pub async fn read(
         &self,
         required: &[String],
-    ) -> Result<crate::source::SourceData, crate::source::SourceError> {
+    ) -> Result<crate::sync::source::SourceData, crate::sync::source::SourceError> {
         match self {
             ResolvedSource::Csv(source) => source.read(required).await,
             ResolvedSource::Rest(source) => source.read(required).await,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::{Cli, Context, Exit};
-use crate::engine::RunOptions;
+use crate::sync::engine::RunOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -54,7 +54,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             for person in prepared.mapped.people.values() {
                 produced_groups.extend(person.groups.iter().map(ToString::to_string));
                 for (category, value) in &person.categories {
-                    if let crate::mapping::CategoryValue::Choice(choice) = value {
+                    if let crate::domain::CategoryValue::Choice(choice) = value {
                         produced_choices
                             .entry(category.to_string())
                             .or_default()

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{Cli, Exit};
-use crate::server;
+use crate::service::server;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -3,7 +3,7 @@
 //! `person_history` and `failures`, for `sqlite3`.
 
 use super::{Cli, Context, Exit};
-use crate::journal::{OperationRow, RunRow};
+use crate::sync::journal::{OperationRow, RunRow};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -50,8 +50,8 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
     let result = match command {
         Command::Prune { older_than_days } => {
             let days = older_than_days.unwrap_or(context.settings.journal.retention_days);
-            let cutoff = crate::retention::cutoff(journal.now(), days);
-            crate::retention::prune(journal.pool(), cutoff)
+            let cutoff = crate::sync::journal::retention::cutoff(journal.now(), days);
+            crate::sync::journal::retention::prune(journal.pool(), cutoff)
                 .await
                 .map(|pruned| {
                     println!(

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::engine::Engine;
-use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::pluvo::PluvoClient;
 use crate::settings::{self, LogFormat, Settings};
+use crate::sync::engine::Engine;
+use crate::sync::journal::Journal;
 
 /// Keeps Pluvo's users, custom fields and group memberships in step with your HR system.
 ///

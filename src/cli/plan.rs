@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::{Cli, Exit};
-use crate::engine::{Prepared, RunOptions};
-use crate::plan::{ArchiveReason, Lifecycle, UserChange};
+use crate::sync::engine::{Prepared, RunOptions};
+use crate::sync::plan::{ArchiveReason, Lifecycle, UserChange};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -146,7 +146,7 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
         let _ = writeln!(
             out,
             "\nComing up in the next {} days:",
-            crate::plan::UPCOMING_DAYS
+            crate::sync::plan::UPCOMING_DAYS
         );
         for event in &plan.upcoming {
             let what = match event.event {
@@ -178,8 +178,8 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
     out
 }
 
-fn describe_changes(changes: &[crate::plan::FieldChange]) -> String {
-    use crate::plan::FieldChange::*;
+fn describe_changes(changes: &[crate::sync::plan::FieldChange]) -> String {
+    use crate::sync::plan::FieldChange::*;
     changes
         .iter()
         .map(|change| match change {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::{Cli, Context, Exit};
-use crate::daemon::{self, Daemon};
-use crate::lease::Lease;
+use crate::service::daemon::{self, Daemon};
+use crate::service::lease::Lease;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}

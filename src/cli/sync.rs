@@ -6,8 +6,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Cli, Exit};
-use crate::engine::{RunOptions, RunStatus, Trigger};
-use crate::lease::Lease;
+use crate::domain::{RunStatus, Trigger};
+use crate::service::lease::Lease;
+use crate::sync::engine::RunOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,7 +33,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     };
     let cancel = CancellationToken::new();
     // SIGTERM too: a CronJob or container stop must end the run as `aborted`, not kill it.
-    let signals = match crate::daemon::ShutdownSignals::register() {
+    let signals = match crate::service::daemon::ShutdownSignals::register() {
         Ok(signals) => signals,
         Err(error) => {
             eprintln!("error: cannot install the SIGTERM/SIGINT handlers: {error}");

@@ -1,7 +1,7 @@
 //! Small sorted collections for the per-person sets and maps: [`VecSet`] and [`VecMap`].
 //!
-//! Every [`DesiredUser`](crate::mapping::DesiredUser) and
-//! [`SnapshotUser`](crate::snapshot::SnapshotUser) holds a few roles, a few custom fields and a
+//! Every [`DesiredUser`](crate::sync::mapping::DesiredUser) and
+//! [`SnapshotUser`](crate::sync::snapshot::SnapshotUser) holds a few roles, a few custom fields and a
 //! few groups, and a run holds both for every employee. As `BTreeSet`/`BTreeMap` these cost far
 //! more than their contents, because a B-tree leaf has room for 11 entries however few it holds.
 //! Measured with a counting allocator on the person `benches/plan.rs` builds (two custom fields,

@@ -120,8 +120,8 @@ mod tests {
     };
     use super::super::types::UserFields;
     use super::*;
+    use crate::domain::CategoryValue;
     use crate::domain::{CategoryRef, Email, EmployeeRef, Language, Role};
-    use crate::mapping::CategoryValue;
 
     fn schema() -> Valid<Schema> {
         let sdl = include_str!("../../schema/pluvo.graphql");

@@ -9,8 +9,8 @@ use chrono::NaiveTime;
 
 use super::PluvoError;
 use super::operations::{CategoryValueInput, ChoiceValueInput, UserInput};
+use crate::domain::CategoryValue;
 use crate::domain::{CategoryRef, Email, EmployeeRef, Language, Role};
-use crate::mapping::CategoryValue;
 
 /// How `updateOrCreateUser` finds the user. A user pluvo-sync already knows must be selected by
 /// [`Selector::Ref`]: selecting by e-mail after an address change would create a second account.

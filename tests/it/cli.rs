@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use pluvo_sim::{Faults, Seed, SimConfig};
 use pluvo_sync::clock::SystemClock;
-use pluvo_sync::lease::Lease;
+use pluvo_sync::service::lease::Lease;
 use serde_json::Value;
 
 use crate::helpers::{

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use pluvo_sim::{Seed, SimConfig, SimHandle, StateView, Stats};
 use pluvo_sync::clock::ManualClock;
-use pluvo_sync::engine::{Engine, RunOptions, RunReport, Trigger};
-use pluvo_sync::journal::Journal;
+use pluvo_sync::domain::Trigger;
 use pluvo_sync::metrics::Metrics;
 use pluvo_sync::pluvo::PluvoClient;
+use pluvo_sync::sync::engine::{Engine, RunOptions, RunReport};
+use pluvo_sync::sync::journal::Journal;
 use tempfile::TempDir;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};

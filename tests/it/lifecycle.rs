@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use pluvo_sync::engine::RunStatus;
+use pluvo_sync::domain::RunStatus;
 use serde_json::json;
 
 use crate::helpers::{TestEnv, employee, staff};

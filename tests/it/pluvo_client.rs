@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Schema};
+use pluvo_sync::domain::CategoryValue;
 use pluvo_sync::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Role};
-use pluvo_sync::mapping::CategoryValue;
 use pluvo_sync::metrics::Metrics;
 use pluvo_sync::pluvo::{
     CategoryUpdate, PluvoClient, PluvoError, PluvoSettings, Selector, UserFields, UserUpsert,

@@ -5,12 +5,13 @@
 use std::collections::BTreeSet;
 
 use pluvo_sim::{Faults, Seed, SimConfig, StateView};
-use pluvo_sync::engine::{RunOptions, RunStatus};
+use pluvo_sync::domain::RunStatus;
+use pluvo_sync::sync::engine::RunOptions;
 
 use crate::helpers::{Employee, TestEnv, employee, export_csv, staff};
 
 fn slug(text: &str) -> String {
-    pluvo_sync::mapping::slug(text)
+    pluvo_sync::sync::mapping::slug(text)
 }
 
 /// Asserts that Pluvo holds exactly what the export says for every employee in it.

@@ -32,10 +32,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, timestamp};
-use crate::engine::{RunStatus, Trigger};
-use crate::lease::LeaseHolder;
+use crate::domain::{RunStatus, Trigger};
 use crate::metrics::{Metrics, names};
-use crate::schedule::Schedule;
+use crate::service::lease::LeaseHolder;
+use crate::service::schedule::Schedule;
 
 /// A boxed, sendable future, so [`Launcher`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -428,7 +428,7 @@ mod tests {
     use super::testing::FakeLauncher;
     use super::*;
     use crate::clock::{Clock, ManualClock, SystemClock};
-    use crate::schedule::ScheduleSettings;
+    use crate::service::schedule::ScheduleSettings;
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).single().unwrap()

@@ -15,7 +15,7 @@ use reqwest::{Client, StatusCode, Url};
 use secrecy::ExposeSecret;
 
 use super::settings::Auth;
-use crate::source::SourceError;
+use crate::sync::source::SourceError;
 
 /// A page as the API sent it.
 pub(super) struct Fetched {

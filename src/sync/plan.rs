@@ -21,9 +21,10 @@ use std::iter::Peekable;
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Roles};
-use crate::mapping::{CategoryValue, DesiredUser, Mapped};
-use crate::snapshot::{Snapshot, SnapshotUser};
+use crate::domain::CategoryValue;
+use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, OpKind, Roles};
+use crate::sync::mapping::{DesiredUser, Mapped};
+use crate::sync::snapshot::{Snapshot, SnapshotUser};
 
 /// How far ahead `plan` reports lifecycle events.
 pub const UPCOMING_DAYS: u64 = 7;
@@ -153,12 +154,12 @@ pub enum UserChange {
 }
 
 impl UserChange {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> OpKind {
         match self {
-            UserChange::Create { .. } => "create",
-            UserChange::Update { .. } => "update",
-            UserChange::Unarchive { .. } => "unarchive",
-            UserChange::Archive { .. } => "archive",
+            UserChange::Create { .. } => OpKind::Create,
+            UserChange::Update { .. } => OpKind::Update,
+            UserChange::Unarchive { .. } => OpKind::Unarchive,
+            UserChange::Archive { .. } => OpKind::Archive,
         }
     }
 }
@@ -283,22 +284,16 @@ impl Plan {
     }
 }
 
-/// Decides which groups the sync may remove people from: only those its rules can produce.
-pub trait ManagedGroups {
-    fn is_managed(&self, group: &GroupRef) -> bool;
-}
-
-impl<F: Fn(&GroupRef) -> bool> ManagedGroups for F {
-    fn is_managed(&self, group: &GroupRef) -> bool {
-        self(group)
-    }
-}
+/// Decides which groups the sync may remove people from: only those its rules can produce
+/// (`MappingRules::is_managed`, passed in by the engine so the plan does not depend on how
+/// mapping is configured).
+pub type ManagedGroups<'a> = dyn Fn(&GroupRef) -> bool + Sync + 'a;
 
 /// Computes the plan. Linear in the number of people: both sides are walked once, in ref order.
 pub fn plan(
     snapshot: &Snapshot,
     mapped: &Mapped,
-    managed: &dyn ManagedGroups,
+    managed: &ManagedGroups,
     policy: &Policy,
     today: NaiveDate,
 ) -> Plan {
@@ -398,7 +393,7 @@ fn plan_person(
     employee_ref: &EmployeeRef,
     before: Option<&SnapshotUser>,
     desired: Option<&DesiredUser>,
-    managed: &dyn ManagedGroups,
+    managed: &ManagedGroups,
     policy: &Policy,
     today: NaiveDate,
     summary: &mut PlanSummary,
@@ -484,7 +479,7 @@ fn plan_person(
     person.groups_removed = before
         .groups
         .difference(&desired.groups)
-        .filter(|group| managed.is_managed(group))
+        .filter(|group| managed(group))
         .cloned()
         .collect();
     count_rest(&person, summary);

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::path::FieldPath;
-use crate::source::SourceError;
+use crate::sync::source::SourceError;
 
 /// `[source.rest]`. Secrets are `SecretString`s, so `Debug` prints them as `[REDACTED]`.
 #[derive(Debug, Deserialize)]

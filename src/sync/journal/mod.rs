@@ -5,44 +5,21 @@
 //! ([`Journal::record`]); secrets and tokens are never written here. Queries for the
 //! `journal` subcommands live here too, so the CLI only formats.
 
+pub mod retention;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Row, SqlitePool};
 
 use crate::clock::{SharedClock, timestamp};
-use crate::engine::{RunStatus, Trigger};
-use crate::snapshot::{self, SnapshotUser};
-
-/// How an operation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpStatus {
-    /// Pluvo acknowledged it.
-    Ok,
-    /// Pluvo refused it, or it could not be delivered after its retries.
-    Failed,
-    /// Not attempted: an earlier step for the same person failed, or the run was aborted.
-    Skipped,
-    /// A source record that could not be used.
-    Rejected,
-}
-
-impl OpStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OpStatus::Ok => "ok",
-            OpStatus::Failed => "failed",
-            OpStatus::Skipped => "skipped",
-            OpStatus::Rejected => "rejected",
-        }
-    }
-}
+use crate::domain::{OpKind, OpStatus, RunStatus, Trigger};
+use crate::sync::snapshot::{self, SnapshotUser};
 
 /// One operation, ready to be journaled.
 #[derive(Debug, Clone, Serialize)]
 pub struct OperationRecord {
     pub employee_ref: Option<String>,
-    pub kind: &'static str,
+    pub kind: OpKind,
     pub target: Option<String>,
     /// `[{field, before, after}]`.
     pub changes: serde_json::Value,
@@ -201,7 +178,7 @@ impl Journal {
             )
             .bind(run_id)
             .bind(op.employee_ref.as_deref())
-            .bind(op.kind)
+            .bind(op.kind.as_str())
             .bind(op.target.as_deref())
             .bind(op.changes.to_string())
             .bind(op.status.as_str())
@@ -350,8 +327,8 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
+    use crate::domain::Categories;
     use crate::domain::{Email, EmployeeRef, Groups, Roles};
-    use crate::mapping::Categories;
 
     async fn journal() -> (Journal, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -383,7 +360,7 @@ mod tests {
             .unwrap();
         let op = OperationRecord {
             employee_ref: Some("007".into()),
-            kind: "create",
+            kind: OpKind::Create,
             target: None,
             changes: serde_json::json!([{"field": "name", "before": null, "after": "A"}]),
             status: OpStatus::Ok,
@@ -407,7 +384,7 @@ mod tests {
             .await
             .unwrap();
 
-        let snapshot = crate::snapshot::load(journal.pool()).await.unwrap();
+        let snapshot = crate::sync::snapshot::load(journal.pool()).await.unwrap();
         assert_eq!(snapshot.len(), 1);
         let ops = journal.operations_of_person("007").await.unwrap();
         assert_eq!(ops.len(), 1);
@@ -427,7 +404,7 @@ mod tests {
         // No run row: the foreign key refuses the operation, so the snapshot must not move.
         let op = OperationRecord {
             employee_ref: Some("007".into()),
-            kind: "create",
+            kind: OpKind::Create,
             target: None,
             changes: serde_json::json!([]),
             status: OpStatus::Ok,
@@ -442,7 +419,7 @@ mod tests {
                 .is_err()
         );
         assert!(
-            crate::snapshot::load(journal.pool())
+            crate::sync::snapshot::load(journal.pool())
                 .await
                 .unwrap()
                 .is_empty()

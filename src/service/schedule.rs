@@ -30,7 +30,7 @@
 //! therefore fires at 03:30 local all summer. It also reads the wall clock itself, so no test
 //! can drive it across a transition. We use the same parser, croner, with the real
 //! `chrono_tz::Tz`, which applies the rules above, and drive it from our own loop
-//! ([`crate::scheduler`]) with an injected clock.
+//! ([`crate::service::scheduler`]) with an injected clock.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,8 +1,8 @@
 //! Table-driven planning cases: each names a situation an HR administrator would recognise.
 
 use super::*;
+use crate::domain::Categories;
 use crate::domain::*;
-use crate::mapping::Categories;
 
 fn r(raw: &str) -> EmployeeRef {
     EmployeeRef::parse(raw).unwrap()
@@ -315,7 +315,10 @@ fn planning_cases() {
             .map(|p| {
                 (
                     p.employee_ref.as_str().to_owned(),
-                    p.user.as_ref().map_or("-", UserChange::kind).to_owned(),
+                    p.user
+                        .as_ref()
+                        .map_or("-", |user| user.kind().as_str())
+                        .to_owned(),
                     p.categories.len(),
                     p.groups_added
                         .iter()
@@ -490,7 +493,7 @@ fn guarded_plans_still_create_and_update() {
         .iter()
         .filter_map(|p| p.user.as_ref().map(UserChange::kind))
         .collect();
-    assert_eq!(kinds, vec!["update", "create"]);
+    assert_eq!(kinds, vec![OpKind::Update, OpKind::Create]);
 }
 
 #[test]
@@ -571,8 +574,8 @@ fn a_record_without_an_employee_number_withholds_absence_archives_only() {
                 with(desired("003"), |d| d.end_date = Some(date("2026-11-01"))),
             ),
         ]),
-        rejected: vec![crate::source::RecordError {
-            location: crate::source::Location::Line { line: 3 },
+        rejected: vec![crate::sync::source::RecordError {
+            location: crate::sync::source::Location::Line { line: 3 },
             employee_ref: None,
             field: Some("employee_number".into()),
             reason: "employee number is empty".into(),

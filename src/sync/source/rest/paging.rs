@@ -17,7 +17,7 @@ use super::fetch::origin;
 use super::link;
 use super::path::{FieldPath, Lookup, cell_text, kind};
 use super::settings::{Paging, Total};
-use crate::source::SourceError;
+use crate::sync::source::SourceError;
 
 /// What the pager needs to know about a page it was given.
 pub(super) struct PageSeen<'a> {

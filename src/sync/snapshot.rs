@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
 
+use crate::domain::Categories;
 use crate::domain::{Email, EmployeeRef, Groups, Language, Roles};
-use crate::mapping::Categories;
 
 /// One person as Pluvo acknowledged them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

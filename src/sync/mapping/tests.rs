@@ -836,8 +836,8 @@ fn a_large_export_maps_every_person_exactly_once() {
 /// The shipped example export, read by the CSV source and mapped by the documented example.
 #[tokio::test]
 async fn the_example_export_maps_cleanly_with_the_example_rules() {
-    use crate::source::Source;
-    use crate::source::csv::{CsvSettings, CsvSource};
+    use crate::sync::source::Source;
+    use crate::sync::source::csv::{CsvSettings, CsvSource};
 
     let rules = rules();
     let source = CsvSource::new(CsvSettings {

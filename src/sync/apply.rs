@@ -31,16 +31,16 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{Email, EmployeeRef, GroupRef, Groups};
-use crate::journal::{Journal, OpStatus, OperationRecord};
+use crate::domain::{Email, EmployeeRef, GroupRef, Groups, OpKind, OpStatus};
+use crate::sync::journal::{Journal, OperationRecord};
 
-use crate::mapping::Categories;
+use crate::domain::Categories;
 use crate::metrics::Metrics;
-use crate::plan::{CategoryChange, FieldChange, ManagedGroups, NewUser, Plan, UserChange};
 use crate::pluvo::{
     Batch, CategoryUpdate, PluvoClient, PluvoError, Selector, UpsertedUser, UserFields, UserUpsert,
 };
-use crate::snapshot::{Snapshot, SnapshotUser};
+use crate::sync::plan::{CategoryChange, FieldChange, ManagedGroups, NewUser, Plan, UserChange};
+use crate::sync::snapshot::{Snapshot, SnapshotUser};
 
 /// Refs per membership call. Pluvo documents no limit; this keeps documents small and a failed
 /// call cheap to retry.
@@ -99,7 +99,7 @@ async fn next_started<T, S: futures::Stream<Item = Option<T>> + Unpin>(
 pub struct Applier<'a> {
     pub client: &'a PluvoClient,
     /// Which groups the sync may remove people from (the mapping's rules).
-    pub managed: &'a (dyn ManagedGroups + Sync),
+    pub managed: &'a ManagedGroups<'a>,
     pub journal: &'a Journal,
     pub metrics: &'a Arc<Metrics>,
     pub run_id: &'a str,
@@ -385,7 +385,7 @@ impl Applier<'_> {
         }
         let op = OperationRecord {
             employee_ref: Some(employee_ref.to_string()),
-            kind: "update",
+            kind: OpKind::Update,
             target: None,
             changes,
             status: OpStatus::Ok,
@@ -408,7 +408,7 @@ impl Applier<'_> {
         desired: &NewUser,
         original: PluvoError,
         adopted: &Mutex<BTreeMap<EmployeeRef, Vec<String>>>,
-    ) -> Result<(UpsertedUser, &'static str), String> {
+    ) -> Result<(UpsertedUser, OpKind), String> {
         let existing = match self.client.find_user_by_email(&desired.email).await {
             Ok(Some(existing)) => existing,
             Ok(None) => return Err(original.to_string()),
@@ -439,7 +439,7 @@ impl Applier<'_> {
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .insert(employee_ref.clone(), existing.groups);
-                        Ok((user, "adopt"))
+                        Ok((user, OpKind::Adopt))
                     }
                     Some(Err(error)) => {
                         Err(format!("adopting the existing account failed: {error}"))
@@ -467,7 +467,7 @@ impl Applier<'_> {
             .map(|p| p.groups_added.iter().cloned().collect())
             .unwrap_or_default();
         for group in existing.iter().filter_map(|g| GroupRef::parse(g).ok()) {
-            if !self.managed.is_managed(&group) {
+            if !(self.managed)(&group) {
                 continue;
             }
             if !wanted.contains(&group) {
@@ -496,7 +496,7 @@ impl Applier<'_> {
         let (ready, skipped): (Vec<_>, Vec<_>) =
             work.into_iter().partition(|(r, _)| !blocked.contains(*r));
         self.skip(
-            skipped.iter().map(|(r, _)| (*r, "categories", None)),
+            skipped.iter().map(|(r, _)| (*r, OpKind::Categories, None)),
             outcome,
         )
         .await;
@@ -528,7 +528,7 @@ impl Applier<'_> {
             for ((employee_ref, changes), result) in chunk.iter().zip(batch.items) {
                 let mut op = OperationRecord {
                     employee_ref: Some(employee_ref.to_string()),
-                    kind: "categories",
+                    kind: OpKind::Categories,
                     target: None,
                     changes: Value::Array(
                         changes
@@ -577,7 +577,11 @@ impl Applier<'_> {
             for (adding, refs) in [(false, &changes.remove), (true, &changes.add)] {
                 let (ready, held): (Vec<_>, Vec<_>) =
                     refs.iter().partition(|r| !blocked.contains(*r));
-                let kind = if adding { "group_add" } else { "group_remove" };
+                let kind = if adding {
+                    OpKind::GroupAdd
+                } else {
+                    OpKind::GroupRemove
+                };
                 self.skip(held.into_iter().map(|r| (r, kind, Some(group))), outcome)
                     .await;
                 for chunk in ready.chunks(MEMBERSHIP_BATCH) {
@@ -609,7 +613,11 @@ impl Applier<'_> {
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
         while let Some((group, adding, refs, result, elapsed)) = next_started(&mut results).await {
-            let kind = if adding { "group_add" } else { "group_remove" };
+            let kind = if adding {
+                OpKind::GroupAdd
+            } else {
+                OpKind::GroupRemove
+            };
             let mut ops = Vec::with_capacity(refs.len());
             let mut acked = Vec::new();
             for employee_ref in &refs {
@@ -680,7 +688,7 @@ impl Applier<'_> {
 
     async fn skip<'r>(
         &self,
-        people: impl Iterator<Item = (&'r EmployeeRef, &'static str, Option<&'r GroupRef>)>,
+        people: impl Iterator<Item = (&'r EmployeeRef, OpKind, Option<&'r GroupRef>)>,
         outcome: &mut ApplyOutcome,
     ) {
         let ops: Vec<OperationRecord> = people
@@ -729,7 +737,7 @@ impl Applier<'_> {
             self.metrics.inc(
                 crate::metrics::names::OPERATIONS_TOTAL,
                 vec![
-                    ("kind", op.kind.to_owned()),
+                    ("kind", op.kind.as_str().to_owned()),
                     ("status", op.status.as_str().to_owned()),
                 ],
             );

@@ -35,10 +35,10 @@ use sqlx::{Column, Row, SqlitePool};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Trigger;
-use crate::lease::Lease;
+use crate::domain::Trigger;
 use crate::metrics::{Metrics, names};
-use crate::scheduler::{LaunchError, Runs};
+use crate::service::lease::Lease;
+use crate::service::scheduler::{LaunchError, Runs};
 
 /// The `[server]` settings as written in the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -450,8 +450,8 @@ pub(crate) mod testing {
     //! way it does in production, and a helper that inserts journal rows.
 
     use super::*;
-    use crate::engine::RunStatus;
-    use crate::scheduler::{BoxFuture, Launched, Launcher};
+    use crate::domain::RunStatus;
+    use crate::service::scheduler::{BoxFuture, Launched, Launcher};
 
     #[derive(Debug)]
     pub(crate) struct LeaseLauncher {
@@ -502,8 +502,8 @@ mod tests {
     use super::testing::{LeaseLauncher, insert_run};
     use super::*;
     use crate::clock::{SharedClock, SystemClock};
-    use crate::lease::testing as db;
-    use crate::scheduler::testing::FakeLauncher;
+    use crate::service::lease::testing as db;
+    use crate::service::scheduler::testing::FakeLauncher;
 
     const TOKEN: &str = "s3cret-trigger-token";
 

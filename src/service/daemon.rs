@@ -22,11 +22,11 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::lease::Lease;
 use crate::metrics::Metrics;
-use crate::schedule::Schedule;
-use crate::scheduler::{Launcher, Runs, StopReport, run_scheduler};
-use crate::server::{self, AppState, BindError, ServerConfig};
+use crate::service::lease::Lease;
+use crate::service::schedule::Schedule;
+use crate::service::scheduler::{Launcher, Runs, StopReport, run_scheduler};
+use crate::service::server::{self, AppState, BindError, ServerConfig};
 
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -229,11 +229,11 @@ mod tests {
 
     use super::*;
     use crate::clock::SystemClock;
-    use crate::engine::Trigger;
-    use crate::lease::testing as db;
-    use crate::schedule::ScheduleSettings;
-    use crate::scheduler::testing::FakeLauncher;
-    use crate::server::ServerSettings;
+    use crate::domain::Trigger;
+    use crate::service::lease::testing as db;
+    use crate::service::schedule::ScheduleSettings;
+    use crate::service::scheduler::testing::FakeLauncher;
+    use crate::service::server::ServerSettings;
 
     fn daemon(pool: SqlitePool, launcher: Arc<FakeLauncher>, listen: &str) -> Daemon {
         let clock: SharedClock = Arc::new(SystemClock);
@@ -381,7 +381,10 @@ mod tests {
                 r#"VOLUME ["/data"]"#.to_owned(),
                 format!(
                     "EXPOSE {}",
-                    crate::server::DEFAULT_LISTEN.rsplit_once(':').unwrap().1
+                    crate::service::server::DEFAULT_LISTEN
+                        .rsplit_once(':')
+                        .unwrap()
+                        .1
                 ),
             ] {
                 assert!(

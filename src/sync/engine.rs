@@ -3,102 +3,23 @@
 //! `pluvo-sync sync`, the scheduler and the HTTP trigger all call the same
 //! [`Engine`]; nothing else runs the pipeline.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-/// What started a run; journaled with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    /// `pluvo-sync sync` on the command line.
-    Cli,
-    /// The cron schedule of `pluvo-sync run`.
-    Schedule,
-    /// `POST /v1/sync` on the admin listener.
-    Http,
-    /// `run_on_start` of `pluvo-sync run`.
-    Startup,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Cli => "cli",
-            Trigger::Schedule => "schedule",
-            Trigger::Http => "http",
-            Trigger::Startup => "startup",
-        }
-    }
-}
-
-impl fmt::Display for Trigger {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How a run ended. `Running` exists only in the journal while a run is in progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    /// Everything planned was acknowledged, and no record was rejected.
-    Ok,
-    /// Some people failed or were rejected, or the archive guard withheld archives.
-    Partial,
-    /// The run could not do its job: the source was unreadable, Pluvo refused every call, …
-    Failed,
-    /// Shutdown arrived mid-run; what remained is done by the next run.
-    Aborted,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Ok => "ok",
-            RunStatus::Partial => "partial",
-            RunStatus::Failed => "failed",
-            RunStatus::Aborted => "aborted",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [
-            RunStatus::Running,
-            RunStatus::Ok,
-            RunStatus::Partial,
-            RunStatus::Failed,
-            RunStatus::Aborted,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == raw)
-    }
-}
-
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::ProgressBar;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::Applier;
 use crate::clock::SharedClock;
-use crate::journal::{Journal, OpStatus, OperationRecord, RunTotals};
-use crate::mapping::Mapped;
+use crate::domain::{OpKind, OpStatus, RunStatus, Trigger};
 use crate::metrics::{Metrics, names};
-use crate::plan::{Plan, PlanSummary, WithheldArchives};
 use crate::pluvo::{PluvoClient, PluvoError};
 use crate::settings::Settings;
-use crate::snapshot::{Snapshot, SnapshotError};
-use crate::source::SourceError;
+use crate::sync::apply::Applier;
+use crate::sync::journal::{Journal, OperationRecord, RunTotals};
+use crate::sync::mapping::Mapped;
+use crate::sync::plan::{Plan, PlanSummary, WithheldArchives};
+use crate::sync::snapshot::{Snapshot, SnapshotError};
+use crate::sync::source::SourceError;
 
 /// Why a run could not even start, or could not plan.
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +142,7 @@ impl Engine {
         let fingerprint = data.fingerprint.clone();
         let rows_read = data.records.len() + data.rejected.len();
         let mapped = self.settings.mapping.map(data);
-        let snapshot = crate::snapshot::load(self.journal.pool()).await?;
+        let snapshot = crate::sync::snapshot::load(self.journal.pool()).await?;
         let today = self
             .clock
             .now()
@@ -229,7 +150,13 @@ impl Engine {
             .date_naive();
         let mut policy = self.settings.policy.clone();
         policy.allow_mass_archive = options.allow_mass_archive;
-        let plan = crate::plan::plan(&snapshot, &mapped, &self.settings.mapping, &policy, today);
+        let plan = crate::sync::plan::plan(
+            &snapshot,
+            &mapped,
+            &|group| self.settings.mapping.is_managed(group),
+            &policy,
+            today,
+        );
         Ok(Prepared {
             source: description,
             fingerprint,
@@ -357,7 +284,7 @@ impl Engine {
         let client = self.client.with_cancel(cancel.clone());
         let applier = Applier {
             client: &client,
-            managed: &self.settings.mapping,
+            managed: &|group| self.settings.mapping.is_managed(group),
             journal: &self.journal,
             metrics: &self.metrics,
             run_id: &run_id,
@@ -374,7 +301,7 @@ impl Engine {
         totals.ops_skipped = outcome.skipped;
 
         if !outcome.aborted
-            && let Err(error) = crate::snapshot::mark_seen(
+            && let Err(error) = crate::sync::snapshot::mark_seen(
                 self.journal.pool(),
                 &run_id,
                 mapped.people.keys().chain(&mapped.held),
@@ -433,7 +360,7 @@ impl Engine {
                 tracing::debug!(location = %rejected.location, reason = %rejected.reason, "rejection reason");
                 OperationRecord {
                     employee_ref: rejected.employee_ref.clone(),
-                    kind: "rejected_record",
+                    kind: OpKind::RejectedRecord,
                     target: rejected.field.clone(),
                     changes: serde_json::json!([]),
                     status: OpStatus::Rejected,
@@ -465,9 +392,11 @@ impl Engine {
         {
             tracing::error!(%error, "cannot record the end of the run");
         }
-        let cutoff =
-            crate::retention::cutoff(self.clock.now(), self.settings.journal.retention_days);
-        match crate::retention::prune(self.journal.pool(), cutoff).await {
+        let cutoff = crate::sync::journal::retention::cutoff(
+            self.clock.now(),
+            self.settings.journal.retention_days,
+        );
+        match crate::sync::journal::retention::prune(self.journal.pool(), cutoff).await {
             Ok(pruned) if pruned.runs > 0 => {
                 tracing::info!(
                     runs = pruned.runs,
@@ -515,61 +444,5 @@ impl Engine {
             "run finished"
         );
         report
-    }
-}
-
-/// The daemon starts runs through this: take the lease, then run in the background.
-impl crate::scheduler::Launcher for Engine {
-    fn launch(
-        &self,
-        trigger: Trigger,
-        cancel: CancellationToken,
-    ) -> crate::scheduler::BoxFuture<
-        '_,
-        Result<crate::scheduler::Launched, crate::scheduler::LaunchError>,
-    > {
-        use crate::scheduler::{LaunchError, Launched};
-        Box::pin(async move {
-            let run_id = uuid::Uuid::new_v4().to_string();
-            let lease =
-                crate::lease::Lease::for_runs(self.journal.pool().clone(), self.clock.clone());
-            let guard = match lease.try_acquire(&run_id).await {
-                Ok(Some(guard)) => guard,
-                Ok(None) => {
-                    let holder = lease.holder().await.ok().flatten();
-                    return Err(LaunchError::Busy { holder });
-                }
-                Err(error) => return Err(LaunchError::Failed(error.into())),
-            };
-            if let Err(error) = self.begin(&run_id, trigger).await {
-                let _ = guard.release().await;
-                return Err(LaunchError::Failed(error.into()));
-            }
-            let engine = self.clone();
-            let id = run_id.clone();
-            let done = tokio::spawn(async move {
-                // Losing the lease (another process took it over after we stalled) stops the run
-                // like a shutdown does: two runs must never write at once.
-                let stop = cancel.child_token();
-                let lost = guard.lost();
-                let watcher = {
-                    let stop = stop.clone();
-                    tokio::spawn(async move {
-                        lost.cancelled().await;
-                        tracing::error!("the run lease was taken over; stopping this run");
-                        stop.cancel();
-                    })
-                };
-                let report = engine
-                    .run_begun(id, trigger, RunOptions::default(), stop)
-                    .await;
-                watcher.abort();
-                if let Err(error) = guard.release().await {
-                    tracing::warn!(%error, "cannot release the run lease; it expires by itself");
-                }
-                report.status
-            });
-            Ok(Launched { run_id, done })
-        })
     }
 }

@@ -63,8 +63,8 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::lease::testing as db;
-    use crate::server::testing::insert_run;
+    use crate::service::lease::testing as db;
+    use crate::service::server::testing::insert_run;
 
     async fn insert_operations(pool: &SqlitePool, run_id: &str, count: usize) {
         for i in 0..count {

@@ -24,28 +24,14 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CategoryRef, Email, EmployeeRef, GroupRef, Groups, Language, Role, Roles, VecMap,
+    Categories, CategoryRef, CategoryValue, Email, EmployeeRef, GroupRef, Groups, Language, Role,
+    Roles,
 };
-use crate::source::{Location, RecordError, SourceData, SourceRecord};
+use crate::sync::source::{Location, RecordError, SourceData, SourceRecord};
 
 pub use settings::{CategoryType, MappingSettings};
 pub use template::{Template, slug};
 pub use value::DateFormat;
-
-/// The value of one custom field ("extra category"), typed as the category is in Pluvo.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(tag = "type", content = "value", rename_all = "snake_case")]
-pub enum CategoryValue {
-    String(String),
-    /// The option's text, as Pluvo's `choiceValues: [{stringValue}]` names it.
-    Choice(String),
-    Boolean(bool),
-    Date(NaiveDate),
-}
-
-/// A person's custom fields by category: a handful each, so a sorted `Vec` rather than a B-tree
-/// (see [`crate::domain::collections`]).
-pub type Categories = VecMap<CategoryRef, CategoryValue>;
 
 /// The Pluvo user an employee should be, as the HR system says now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -657,9 +643,3 @@ fn list_others<'a>(all: impl Iterator<Item = &'a Location>, this: &Location) -> 
 
 #[cfg(test)]
 mod tests;
-
-impl crate::plan::ManagedGroups for MappingRules {
-    fn is_managed(&self, group: &GroupRef) -> bool {
-        MappingRules::is_managed(self, group)
-    }
-}
