@@ -224,7 +224,6 @@ impl Started {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use chrono::Utc;
     use secrecy::SecretString;
 
     use super::*;
@@ -244,7 +243,7 @@ mod tests {
                 time_zone: None,
                 run_on_start: true,
             }
-            .resolve(Utc::now())
+            .resolve(clock.now())
             .unwrap(),
             server: ServerSettings {
                 listen: listen.into(),

@@ -523,7 +523,7 @@ mod tests {
     async fn a_lease_whose_holder_died_on_this_host_is_taken_at_once() {
         let (_dir, pool) = testing::fresh().await;
         let clock: SharedClock = Arc::new(SystemClock);
-        let until = timestamp(Utc::now() + chrono::Duration::minutes(5));
+        let until = timestamp(clock.now() + chrono::Duration::minutes(5));
         // No process can have this id: it is above Linux's pid_max.
         let cases = [
             (
@@ -547,7 +547,7 @@ mod tests {
                 "INSERT INTO run_lease (name, owner, run_id, acquired_at, expires_at) VALUES ('run', ?1, 'old', ?2, ?3)",
             )
             .bind(&owner)
-            .bind(timestamp(Utc::now()))
+            .bind(timestamp(clock.now()))
             .bind(&until)
             .execute(&pool)
             .await
