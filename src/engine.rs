@@ -92,10 +92,11 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::Applier;
 use crate::clock::SharedClock;
 use crate::journal::{Journal, OpStatus, OperationRecord, RunTotals};
+use crate::lease::LeaseGuard;
 use crate::mapping::Mapped;
 use crate::metrics::{Metrics, names};
 use crate::plan::{Plan, PlanSummary, WithheldArchives};
-use crate::pluvo::{PluvoClient, PluvoError};
+use crate::pluvo::{PluvoClient, PluvoError, SendFence};
 use crate::settings::Settings;
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::source::SourceError;
@@ -240,7 +241,7 @@ impl Engine {
         })
     }
 
-    /// One run, journaled from start to end. The caller holds the run lease. Every log line of
+    /// One run, journaled from start to end, under the run lease `lease` holds. Every log line of
     /// the run carries its `run_id`, which is also its key in the journal.
     pub async fn run_once(
         &self,
@@ -248,9 +249,13 @@ impl Engine {
         trigger: Trigger,
         options: RunOptions,
         cancel: CancellationToken,
+        lease: &LeaseGuard,
     ) -> RunReport {
         match self.begin(&run_id, trigger).await {
-            Ok(()) => self.run_begun(run_id, trigger, options, cancel).await,
+            Ok(()) => {
+                self.run_begun(run_id, trigger, options, cancel, lease)
+                    .await
+            }
             Err(error) => {
                 tracing::error!(%run_id, %error, "cannot start the run: the journal is not writable");
                 let mut report = RunReport::failed(run_id);
@@ -280,6 +285,11 @@ impl Engine {
     }
 
     /// The rest of a run [`Engine::begin`] started.
+    ///
+    /// Losing `lease` stops the run the way `cancel` (a shutdown) does: another process may be
+    /// running on the same people now. The heartbeat's discovery cancels the run, and every
+    /// request first asks the lease's fence, so nothing is sent even in the moment between a
+    /// lapse and its discovery (a process resuming from a pause).
     #[tracing::instrument(name = "run", skip_all, fields(%run_id, %trigger))]
     pub async fn run_begun(
         &self,
@@ -287,6 +297,39 @@ impl Engine {
         trigger: Trigger,
         options: RunOptions,
         cancel: CancellationToken,
+        lease: &LeaseGuard,
+    ) -> RunReport {
+        let stop = cancel.child_token();
+        let lost = lease.lost();
+        let watcher = {
+            let (stop, lost) = (stop.clone(), lost.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = lost.cancelled() => {
+                        tracing::error!("the run lease was lost; stopping this run");
+                        stop.cancel();
+                    }
+                    () = stop.cancelled() => {}
+                }
+            })
+        };
+        let fence = lease.fence();
+        let fence: SendFence = Arc::new(move || fence.holds());
+        let report = self
+            .run_stoppable(run_id, options, stop.clone(), fence, &lost)
+            .await;
+        stop.cancel();
+        let _ = watcher.await;
+        report
+    }
+
+    async fn run_stoppable(
+        &self,
+        run_id: String,
+        options: RunOptions,
+        cancel: CancellationToken,
+        fence: SendFence,
+        lost: &CancellationToken,
     ) -> RunReport {
         let started = Instant::now();
         let mut report = RunReport::failed(run_id.clone());
@@ -354,7 +397,10 @@ impl Engine {
             ProgressBar::hidden()
         };
         // Stopping must not wait out a Retry-After pause or a backoff sleep of a call in flight.
-        let client = self.client.with_cancel(cancel.clone());
+        let client = self
+            .client
+            .with_cancel(cancel.clone())
+            .with_send_fence(fence);
         let applier = Applier {
             client: &client,
             managed: &self.settings.mapping,
@@ -389,10 +435,16 @@ impl Engine {
         let remaining = totals
             .ops_planned
             .saturating_sub(outcome.ok + outcome.failed);
-        report.status = if outcome.aborted {
+        report.status = if outcome.aborted || lost.is_cancelled() {
+            let why = if lost.is_cancelled() {
+                "stopped because the run lease was lost (this process stalled past its expiry, \
+                 or another process took it over)"
+            } else {
+                "aborted by shutdown"
+            };
             report.errors.insert(
                 0,
-                format!("aborted by shutdown; {remaining} operation(s) remained for the next run"),
+                format!("{why}; {remaining} operation(s) remained for the next run"),
             );
             RunStatus::Aborted
         } else if outcome.failed > 0 && outcome.ok == 0 {
@@ -548,22 +600,9 @@ impl crate::scheduler::Launcher for Engine {
             let engine = self.clone();
             let id = run_id.clone();
             let done = tokio::spawn(async move {
-                // Losing the lease (another process took it over after we stalled) stops the run
-                // like a shutdown does: two runs must never write at once.
-                let stop = cancel.child_token();
-                let lost = guard.lost();
-                let watcher = {
-                    let stop = stop.clone();
-                    tokio::spawn(async move {
-                        lost.cancelled().await;
-                        tracing::error!("the run lease was taken over; stopping this run");
-                        stop.cancel();
-                    })
-                };
                 let report = engine
-                    .run_begun(id, trigger, RunOptions::default(), stop)
+                    .run_begun(id, trigger, RunOptions::default(), cancel, &guard)
                     .await;
-                watcher.abort();
                 if let Err(error) = guard.release().await {
                     tracing::warn!(%error, "cannot release the run lease; it expires by itself");
                 }

@@ -86,7 +86,10 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         allow_mass_archive: args.allow_mass_archive,
         progress: !args.json && std::io::stderr().is_terminal(),
     };
-    let report = engine.run_once(run_id, Trigger::Cli, options, cancel).await;
+    // Losing the lease mid-run stops it like a signal does (see `Engine::run_begun`).
+    let report = engine
+        .run_once(run_id, Trigger::Cli, options, cancel, &guard)
+        .await;
     if let Err(error) = guard.release().await {
         tracing::warn!(%error, "cannot release the run lease; it expires by itself");
     }

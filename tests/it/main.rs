@@ -2,6 +2,7 @@
 
 mod cli;
 mod helpers;
+mod lease_loss;
 mod lifecycle;
 mod pluvo_client;
 mod service;
