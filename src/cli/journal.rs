@@ -54,9 +54,10 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
             crate::retention::prune(journal.pool(), cutoff)
                 .await
                 .map(|pruned| {
-                    println!(
+                    outln!(
                         "pruned {} run(s) and {} operation(s) older than {days} days",
-                        pruned.runs, pruned.operations
+                        pruned.runs,
+                        pruned.operations
                     );
                     Exit::Ok
                 })
@@ -76,15 +77,15 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
                 } else {
                     print_runs(std::slice::from_ref(&found));
                     if let Some(errors) = &found.error_summary {
-                        println!("\n{errors}");
+                        outln!("\n{errors}");
                     }
-                    println!();
+                    outln!();
                     print_operations(&ops, true);
                     Exit::Ok
                 }
             }),
             Ok(None) => {
-                eprintln!(
+                errln!(
                     "error: no run with id (or unique id prefix) '{run}'; see `pluvo-sync journal runs`"
                 );
                 Ok(Exit::Failed)
@@ -96,7 +97,7 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
                 if *json {
                     super::print_json(&ops)
                 } else if ops.is_empty() {
-                    println!("nothing journaled for employee {employee_ref}");
+                    outln!("nothing journaled for employee {employee_ref}");
                     Exit::Ok
                 } else {
                     print_operations(&ops, false);
@@ -106,18 +107,25 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
         }
     };
     result.unwrap_or_else(|error| {
-        eprintln!("error: cannot read the journal: {error}");
+        errln!("error: cannot read the journal: {error}");
         Exit::Failed
     })
 }
 
 fn print_runs(runs: &[RunRow]) {
-    println!(
+    outln!(
         "{:<36}  {:<8}  {:<20}  {:<8}  {:>6}  {:>6}  {:>6}  {:>8}",
-        "run", "trigger", "started", "status", "ok", "failed", "skipped", "rejected"
+        "run",
+        "trigger",
+        "started",
+        "status",
+        "ok",
+        "failed",
+        "skipped",
+        "rejected"
     );
     for run in runs {
-        println!(
+        outln!(
             "{:<36}  {:<8}  {:<20}  {:<8}  {:>6}  {:>6}  {:>6}  {:>8}",
             run.id,
             run.trigger,
@@ -163,7 +171,7 @@ fn print_operations(ops: &[OperationRow], by_run: bool) {
             .as_deref()
             .map(|e| format!("  [{e}]"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{}  {:<12} {:<15} {:<8} {}{}{}",
             op.at,
             who,

@@ -35,7 +35,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     let signals = match crate::daemon::ShutdownSignals::register() {
         Ok(signals) => signals,
         Err(error) => {
-            eprintln!("error: cannot install the SIGTERM/SIGINT handlers: {error}");
+            errln!("error: cannot install the SIGTERM/SIGINT handlers: {error}");
             return Exit::Failed;
         }
     };
@@ -57,12 +57,12 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             let holder = lease.holder().await.ok().flatten();
             let holder = holder.map(|h| format!(" ({h})")).unwrap_or_default();
             if !args.wait {
-                eprintln!(
+                errln!(
                     "another run is in progress{holder}; try again later, or pass --wait to wait for it"
                 );
                 return Exit::Busy;
             }
-            eprintln!(
+            errln!(
                 "another run is in progress{holder}; waiting for it to finish (Ctrl-C to give up)"
             );
             match lease
@@ -72,13 +72,13 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
                 Ok(Some(guard)) => guard,
                 Ok(None) => return Exit::Busy,
                 Err(error) => {
-                    eprintln!("error: cannot take the run lease: {error}");
+                    errln!("error: cannot take the run lease: {error}");
                     return Exit::Failed;
                 }
             }
         }
         Err(error) => {
-            eprintln!("error: cannot take the run lease: {error}");
+            errln!("error: cannot take the run lease: {error}");
             return Exit::Failed;
         }
     };
@@ -98,7 +98,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         super::print_json(&report);
     } else {
         let summary = report.summary.unwrap_or_default();
-        println!(
+        outln!(
             "run {} {}: {} created, {} updated, {} archived, {} unarchived; {} operations ok, {} failed, {} skipped; {} records rejected",
             report.run_id,
             report.status,
@@ -112,10 +112,10 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             report.rows_rejected
         );
         for error in &report.errors {
-            println!("  ! {error}");
+            outln!("  ! {error}");
         }
         if !report.errors.is_empty() {
-            println!("details: pluvo-sync journal show {}", report.run_id);
+            outln!("details: pluvo-sync journal show {}", report.run_id);
         }
     }
     match report.status {

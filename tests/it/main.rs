@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod cli;
+mod cli_safety;
 mod helpers;
 mod lease_loss;
 mod lifecycle;
