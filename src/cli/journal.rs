@@ -3,7 +3,9 @@
 //! `person_history` and `failures`, for `sqlite3`.
 
 use super::{Cli, Context, Exit};
-use crate::journal::{OperationRow, RunRow};
+use crate::db::Access;
+use crate::journal::{Journal, OperationRow, RunRow};
+use crate::retention::MIN_DAYS_WITHOUT_CONFIRMATION;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -35,6 +37,10 @@ pub enum Command {
         /// Keep this many days instead of `journal.retention_days`.
         #[arg(long)]
         older_than_days: Option<u32>,
+        /// Confirm pruning runs younger than 30 days (`--older-than-days 0` empties the audit
+        /// trail).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -43,24 +49,26 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
         Ok(context) => context,
         Err(exit) => return exit,
     };
-    let journal = match context.journal().await {
-        Ok(journal) => journal,
-        Err(exit) => return exit,
+    // Reading never creates or migrates anything; only prune writes, and only to a database
+    // that exists.
+    let access = match command {
+        Command::Prune { .. } => Access::ReadWrite,
+        _ => Access::ReadOnly,
+    };
+    let journal = match crate::db::open_existing(&context.settings.database, access).await {
+        Ok(pool) => Journal::new(pool, context.clock.clone()),
+        Err(error) => {
+            errln!("error: {error}");
+            return Exit::Failed;
+        }
     };
     let result = match command {
-        Command::Prune { older_than_days } => {
+        Command::Prune {
+            older_than_days,
+            yes,
+        } => {
             let days = older_than_days.unwrap_or(context.settings.journal.retention_days);
-            let cutoff = crate::retention::cutoff(journal.now(), days);
-            crate::retention::prune(journal.pool(), cutoff)
-                .await
-                .map(|pruned| {
-                    outln!(
-                        "pruned {} run(s) and {} operation(s) older than {days} days",
-                        pruned.runs,
-                        pruned.operations
-                    );
-                    Exit::Ok
-                })
+            prune(&journal, days, *yes).await
         }
         Command::Runs { limit, json } => journal.runs(*limit).await.map(|runs| {
             if *json {
@@ -110,6 +118,31 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
         errln!("error: cannot read the journal: {error}");
         Exit::Failed
     })
+}
+
+/// Prunes runs older than `days`. Below [`MIN_DAYS_WITHOUT_CONFIRMATION`] this erases recent
+/// audit history (0 days: all of it), so it needs `--yes`; without it, nothing is deleted and the
+/// message says how much would have been.
+async fn prune(journal: &Journal, days: u32, yes: bool) -> Result<Exit, sqlx::Error> {
+    let cutoff = crate::retention::cutoff(journal.now(), days);
+    if days < MIN_DAYS_WITHOUT_CONFIRMATION && !yes {
+        let would = crate::retention::count(journal.pool(), cutoff).await?;
+        errln!(
+            "error: pruning runs older than {days} day(s) would delete {} run(s) and {} \
+             operation(s) of the audit trail, including the last {MIN_DAYS_WITHOUT_CONFIRMATION} \
+             days; nothing was deleted. Add --yes if that is intended.",
+            would.runs,
+            would.operations
+        );
+        return Ok(Exit::Usage);
+    }
+    let pruned = crate::retention::prune(journal.pool(), cutoff).await?;
+    outln!(
+        "pruned {} run(s) and {} operation(s) older than {days} days",
+        pruned.runs,
+        pruned.operations
+    );
+    Ok(Exit::Ok)
 }
 
 fn print_runs(runs: &[RunRow]) {
