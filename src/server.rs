@@ -4,7 +4,9 @@
 //! - `POST /v1/sync` starts a run now. It needs `Authorization: Bearer <server.trigger_token>`
 //!   (401 without it), answers 409 while a run is in progress (in this process or another one
 //!   on the same database) and 202 with the new run's id otherwise.
-//! - `GET /v1/runs/latest`: the latest journaled run as JSON, 404 before the first.
+//! - `GET /v1/runs/latest`: the latest journaled run as JSON, 404 before the first. Without the
+//!   bearer token only its status, times and counts: anything unauthenticated carries no
+//!   personal data, and the error summary can quote an e-mail address.
 //! - `GET /healthz`: the process is up and serving (the container's `HEALTHCHECK`).
 //! - `GET /readyz`: the database answers, and the last `server.ready_window` finished runs did
 //!   not all fail. Fewer finished runs than that is not enough evidence, so it counts as ready.
@@ -268,12 +270,45 @@ async fn trigger(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
 }
 
-async fn latest_run(State(state): State<AppState>) -> Response {
+/// Columns of `runs` that carry no personal data: ids, times, status and counts. Without the
+/// token `/v1/runs/latest` serves only these; the rest (the error summary quotes Pluvo's error
+/// texts, which can name a person's e-mail address, and the source's description) needs it. A
+/// column added later stays behind the token until it is listed here.
+const PUBLIC_RUN_COLUMNS: &[&str] = &[
+    "id",
+    "trigger",
+    "started_at",
+    "finished_at",
+    "status",
+    "rows_read",
+    "rows_rejected",
+    "ops_planned",
+    "ops_ok",
+    "ops_failed",
+    "ops_skipped",
+    "plan_summary",
+];
+
+async fn latest_run(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match sqlx::query("SELECT * FROM last_run")
         .fetch_optional(&state.pool)
         .await
     {
-        Ok(Some(row)) => Json(row_to_json(&row)).into_response(),
+        Ok(Some(row)) => {
+            let mut run = row_to_json(&row);
+            if !authorized(&headers, &state.token_digest)
+                && let Value::Object(columns) = &mut run
+            {
+                columns.retain(|name, _| PUBLIC_RUN_COLUMNS.contains(&name.as_str()));
+                columns.insert(
+                    "details".to_owned(),
+                    Value::from(
+                        "send Authorization: Bearer <server.trigger_token> for the error summary",
+                    ),
+                );
+            }
+            Json(run).into_response()
+        }
         Ok(None) => error_body(StatusCode::NOT_FOUND, "no run has been journaled yet"),
         Err(error) => {
             tracing::error!(%error, "cannot read the latest run");
@@ -642,6 +677,68 @@ mod tests {
         assert_eq!(body["rows_read"], 42);
         assert_eq!(body["plan_summary"]["create"], 3);
         assert_eq!(body["error_summary"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn latest_run_shows_its_errors_only_with_the_token() {
+        let server = start(Some(Arc::new(FakeLauncher::default()))).await;
+        let url = format!("{}/v1/runs/latest", server.base);
+        insert_run(&server.pool, "r1", "2026-05-01T02:30:00Z", "partial").await;
+        sqlx::query(
+            "UPDATE runs SET ops_failed = 1, source = 'csv:/data/export.csv',
+                 error_summary = 'employee 000123: Pluvo: email lotte.devries@example.com is taken'
+             WHERE id = 'r1'",
+        )
+        .execute(&server.pool)
+        .await
+        .unwrap();
+        let without: Value = client()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let text = without.to_string();
+        assert!(
+            !text.contains('@') && !text.contains("000123"),
+            "{without:#}"
+        );
+        assert_eq!(without["error_summary"], Value::Null);
+        assert_eq!(without["status"], "partial");
+        assert_eq!(without["ops_failed"], 1);
+        assert!(without["details"].as_str().unwrap().contains("Bearer"));
+
+        for wrong in ["Bearer nope", "Basic czNjcmV0"] {
+            let body: Value = client()
+                .get(&url)
+                .header("authorization", wrong)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(body["error_summary"], Value::Null, "{wrong}");
+        }
+        let with: Value = client()
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            with["error_summary"]
+                .as_str()
+                .unwrap()
+                .contains("lotte.devries@example.com"),
+            "{with:#}"
+        );
+        assert_eq!(with["source"], "csv:/data/export.csv");
     }
 
     #[tokio::test]
