@@ -98,7 +98,7 @@ use crate::metrics::{Metrics, names};
 use crate::plan::{Plan, PlanSummary, WithheldArchives};
 use crate::pluvo::{PluvoClient, PluvoError, SendFence};
 use crate::settings::Settings;
-use crate::snapshot::{Snapshot, SnapshotError};
+use crate::snapshot::{Snapshot, SnapshotError, Tenant};
 use crate::source::SourceError;
 
 /// Why a run could not even start, or could not plan.
@@ -214,6 +214,14 @@ impl Engine {
         &self.clock
     }
 
+    /// The Pluvo tenant this engine is configured for.
+    pub fn tenant(&self) -> Tenant {
+        Tenant::new(
+            &self.settings.pluvo.graphql_url,
+            &self.settings.pluvo.client_id,
+        )
+    }
+
     /// Reads the source, maps it, loads the snapshot and plans. Sends nothing.
     pub async fn prepare(&self, options: RunOptions) -> Result<Prepared, EngineError> {
         let required = self.settings.mapping.required_columns();
@@ -222,6 +230,7 @@ impl Engine {
         let fingerprint = data.fingerprint.clone();
         let rows_read = data.records.len() + data.rejected.len();
         let mapped = self.settings.mapping.map(data);
+        crate::snapshot::check_tenant(self.journal.pool(), &self.tenant()).await?;
         let snapshot = crate::snapshot::load(self.journal.pool()).await?;
         let today = self
             .clock
@@ -344,6 +353,18 @@ impl Engine {
                 return self.finish(report, totals, started).await;
             }
         };
+        // The first sync ties the database to its tenant (prepare already refused another one).
+        if let Err(error) = crate::snapshot::bind_tenant(
+            self.journal.pool(),
+            &self.tenant(),
+            &crate::clock::timestamp(self.clock.now()),
+        )
+        .await
+        {
+            tracing::error!(%error, "run failed before anything was sent");
+            report.errors.push(error.to_string());
+            return self.finish(report, totals, started).await;
+        }
         let Prepared {
             fingerprint,
             rows_read,

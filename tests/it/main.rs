@@ -8,3 +8,4 @@ mod lifecycle;
 mod pluvo_client;
 mod service;
 mod sync_e2e;
+mod tenant;
