@@ -10,8 +10,11 @@ use crate::helpers::{PATIENCE, TestEnv};
 /// Runs `pluvo-sync --config <env's> <args>` with stdout a pipe whose reader has already gone,
 /// so the first write fails with EPIPE; returns the exit code and stderr.
 async fn into_closed_pipe(env: &TestEnv, args: &[&str]) -> (i32, String) {
-    let (reader, writer) = std::io::pipe().unwrap();
+    // A socket pair stands in for the pipe: writing to it once the other end is closed fails
+    // with EPIPE just the same.
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
     drop(reader);
+    let writer = std::os::fd::OwnedFd::from(writer);
     let child = env
         .cli()
         .args(args)

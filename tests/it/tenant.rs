@@ -25,7 +25,8 @@ async fn the_same_database_pointed_at_another_tenant_is_refused_and_nothing_is_s
     .unwrap();
     // (case, edit of the config, what the message must name as configured)
     let other_url = other.base_url();
-    let cases: [(&str, Box<dyn Fn(String) -> String>, String); 2] = [
+    type Edit<'a> = Box<dyn Fn(String) -> String + 'a>;
+    let cases: [(&str, Edit<'_>, String); 2] = [
         (
             "another url",
             Box::new(|text: String| text.replace(&first_url, &other_url)),
