@@ -805,14 +805,15 @@ mod tests {
         .execute(&server.pool)
         .await
         .unwrap();
-        let without: Value = client()
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        // The body of GET `url` with `authorization` (if any) as the header.
+        let get = async |authorization: Option<String>| -> Value {
+            let mut request = client().get(&url);
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            request.send().await.unwrap().json().await.unwrap()
+        };
+        let without = get(None).await;
         let text = without.to_string();
         assert!(
             !text.contains('@') && !text.contains("000123"),
@@ -824,26 +825,10 @@ mod tests {
         assert!(without["details"].as_str().unwrap().contains("Bearer"));
 
         for wrong in ["Bearer nope", "Basic czNjcmV0"] {
-            let body: Value = client()
-                .get(&url)
-                .header("authorization", wrong)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body = get(Some(wrong.to_owned())).await;
             assert_eq!(body["error_summary"], Value::Null, "{wrong}");
         }
-        let with: Value = client()
-            .get(&url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let with = get(Some(format!("Bearer {TOKEN}"))).await;
         assert!(
             with["error_summary"]
                 .as_str()
