@@ -307,14 +307,21 @@ async fn pluvo_sync_first_load(knobs: &Knobs) -> anyhow::Result<Row> {
 
     let run_id = uuid::Uuid::new_v4().to_string();
     let started = Instant::now();
+    let lease =
+        pluvo_sync::service::lease::Lease::for_runs(engine.journal().pool().clone(), engine.clock().clone())
+            .try_acquire(&run_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the run lease is held by another process"))?;
     let report = engine
         .run_once(
             run_id.clone(),
             Trigger::Cli,
             RunOptions::default(),
             CancellationToken::new(),
+            &lease,
         )
         .await;
+    lease.release().await?;
     let wall = started.elapsed();
     let stats = sim.stats();
 

@@ -1,7 +1,8 @@
 //! `pluvo-sim`: run the Pluvo stand-in as a process (for manual runs and end-to-end tests).
 //!
 //! Prints `listening on http://127.0.0.1:<port>` as its first stdout line, so a parent process
-//! that asked for port 0 can find it; logs go to stderr.
+//! that asked for port 0 can find it; logs go to stderr. SIGTERM and SIGINT stop it gracefully
+//! (exit 0).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
@@ -72,9 +73,22 @@ async fn main() -> anyhow::Result<()> {
     writeln!(stdout, "listening on {}", sim.base_url())?;
     stdout.flush()?;
     drop(stdout);
-    tokio::signal::ctrl_c()
-        .await
-        .context("while waiting for Ctrl-C")?;
+    stop_requested().await?;
     sim.shutdown().await;
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (`docker stop`, Kubernetes). As PID 1 in a container the kernel
+/// applies no default action to SIGTERM, so without a handler the container ignored its stop
+/// and was killed after the timeout.
+async fn stop_requested() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term =
+        signal(SignalKind::terminate()).context("while installing the SIGTERM handler")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("while waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
     Ok(())
 }

@@ -96,9 +96,11 @@ async fn loopback_only(
 }
 
 /// Whether a peer may use the admin API. A request without a known peer did not come through
-/// the accept loop (an in-process router), so it is local by construction.
+/// the accept loop (an in-process router), so it is local by construction. A dual-stack socket
+/// bound to `[::]` sees an IPv4 client as an IPv4-mapped address (`::ffff:127.0.0.1`), which
+/// `Ipv6Addr::is_loopback` does not count, so the address is canonicalised first.
 fn admin_allowed(allow_remote_admin: bool, peer: Option<std::net::IpAddr>) -> bool {
-    allow_remote_admin || peer.is_none_or(|ip| ip.is_loopback())
+    allow_remote_admin || peer.is_none_or(|ip| ip.to_canonical().is_loopback())
 }
 
 /// Drops the current connection when fired; inserted into every request by the accept loop.
@@ -776,6 +778,24 @@ mod admin_access_tests {
         let cases = [
             ("ipv4 loopback", false, Some("127.0.0.1"), true),
             ("ipv6 loopback", false, Some("::1"), true),
+            (
+                "ipv4 loopback on a dual-stack socket",
+                false,
+                Some("::ffff:127.0.0.1"),
+                true,
+            ),
+            (
+                "ipv4 loopback range",
+                false,
+                Some("::ffff:127.0.0.53"),
+                true,
+            ),
+            (
+                "ipv4-mapped lan peer",
+                false,
+                Some("::ffff:192.168.1.20"),
+                false,
+            ),
             ("bridge network peer", false, Some("172.17.0.1"), false),
             ("lan peer", false, Some("192.168.1.20"), false),
             ("lan peer, allowed", true, Some("192.168.1.20"), true),

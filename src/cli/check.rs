@@ -197,7 +197,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         super::print_json(&serde_json::json!({"ok": all_ok, "findings": findings}));
     } else {
         for finding in &findings {
-            println!(
+            outln!(
                 "{} {:<14} {}",
                 if finding.ok { "ok  " } else { "FAIL" },
                 finding.check,

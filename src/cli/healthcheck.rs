@@ -21,14 +21,14 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     let addr = match server::parse_listen(&listen) {
         Ok(addr) => addr,
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             return Exit::Usage;
         }
     };
     match server::healthcheck(addr, Duration::from_secs(args.timeout)).await {
         Ok(()) => Exit::Ok,
         Err(error) => {
-            eprintln!("unhealthy: {error}");
+            errln!("unhealthy: {error}");
             Exit::Failed
         }
     }

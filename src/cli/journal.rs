@@ -3,7 +3,9 @@
 //! `person_history` and `failures`, for `sqlite3`.
 
 use super::{Cli, Context, Exit};
-use crate::sync::journal::{OperationRow, RunRow};
+use crate::db::Access;
+use crate::sync::journal::{Journal, OperationRow, RunRow};
+use crate::sync::journal::retention::MIN_DAYS_WITHOUT_CONFIRMATION;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -35,6 +37,10 @@ pub enum Command {
         /// Keep this many days instead of `journal.retention_days`.
         #[arg(long)]
         older_than_days: Option<u32>,
+        /// Confirm pruning runs younger than 30 days (`--older-than-days 0` empties the audit
+        /// trail).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -43,23 +49,26 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
         Ok(context) => context,
         Err(exit) => return exit,
     };
-    let journal = match context.journal().await {
-        Ok(journal) => journal,
-        Err(exit) => return exit,
+    // Reading never creates or migrates anything; only prune writes, and only to a database
+    // that exists.
+    let access = match command {
+        Command::Prune { .. } => Access::ReadWrite,
+        _ => Access::ReadOnly,
+    };
+    let journal = match crate::db::open_existing(&context.settings.database, access).await {
+        Ok(pool) => Journal::new(pool, context.clock.clone()),
+        Err(error) => {
+            errln!("error: {error}");
+            return Exit::Failed;
+        }
     };
     let result = match command {
-        Command::Prune { older_than_days } => {
+        Command::Prune {
+            older_than_days,
+            yes,
+        } => {
             let days = older_than_days.unwrap_or(context.settings.journal.retention_days);
-            let cutoff = crate::sync::journal::retention::cutoff(journal.now(), days);
-            crate::sync::journal::retention::prune(journal.pool(), cutoff)
-                .await
-                .map(|pruned| {
-                    println!(
-                        "pruned {} run(s) and {} operation(s) older than {days} days",
-                        pruned.runs, pruned.operations
-                    );
-                    Exit::Ok
-                })
+            prune(&journal, days, *yes).await
         }
         Command::Runs { limit, json } => journal.runs(*limit).await.map(|runs| {
             if *json {
@@ -76,15 +85,15 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
                 } else {
                     print_runs(std::slice::from_ref(&found));
                     if let Some(errors) = &found.error_summary {
-                        println!("\n{errors}");
+                        outln!("\n{errors}");
                     }
-                    println!();
+                    outln!();
                     print_operations(&ops, true);
                     Exit::Ok
                 }
             }),
             Ok(None) => {
-                eprintln!(
+                errln!(
                     "error: no run with id (or unique id prefix) '{run}'; see `pluvo-sync journal runs`"
                 );
                 Ok(Exit::Failed)
@@ -96,7 +105,7 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
                 if *json {
                     super::print_json(&ops)
                 } else if ops.is_empty() {
-                    println!("nothing journaled for employee {employee_ref}");
+                    outln!("nothing journaled for employee {employee_ref}");
                     Exit::Ok
                 } else {
                     print_operations(&ops, false);
@@ -106,18 +115,50 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
         }
     };
     result.unwrap_or_else(|error| {
-        eprintln!("error: cannot read the journal: {error}");
+        errln!("error: cannot read the journal: {error}");
         Exit::Failed
     })
 }
 
+/// Prunes runs older than `days`. Below [`MIN_DAYS_WITHOUT_CONFIRMATION`] this erases recent
+/// audit history (0 days: all of it), so it needs `--yes`; without it, nothing is deleted and the
+/// message says how much would have been.
+async fn prune(journal: &Journal, days: u32, yes: bool) -> Result<Exit, sqlx::Error> {
+    let cutoff = crate::sync::journal::retention::cutoff(journal.now(), days);
+    if days < MIN_DAYS_WITHOUT_CONFIRMATION && !yes {
+        let would = crate::sync::journal::retention::count(journal.pool(), cutoff).await?;
+        errln!(
+            "error: pruning runs older than {days} day(s) would delete {} run(s) and {} \
+             operation(s) of the audit trail, including the last {MIN_DAYS_WITHOUT_CONFIRMATION} \
+             days; nothing was deleted. Add --yes if that is intended.",
+            would.runs,
+            would.operations
+        );
+        return Ok(Exit::Usage);
+    }
+    let pruned = crate::sync::journal::retention::prune(journal.pool(), cutoff).await?;
+    outln!(
+        "pruned {} run(s) and {} operation(s) older than {days} days",
+        pruned.runs,
+        pruned.operations
+    );
+    Ok(Exit::Ok)
+}
+
 fn print_runs(runs: &[RunRow]) {
-    println!(
+    outln!(
         "{:<36}  {:<8}  {:<20}  {:<8}  {:>6}  {:>6}  {:>6}  {:>8}",
-        "run", "trigger", "started", "status", "ok", "failed", "skipped", "rejected"
+        "run",
+        "trigger",
+        "started",
+        "status",
+        "ok",
+        "failed",
+        "skipped",
+        "rejected"
     );
     for run in runs {
-        println!(
+        outln!(
             "{:<36}  {:<8}  {:<20}  {:<8}  {:>6}  {:>6}  {:>6}  {:>8}",
             run.id,
             run.trigger,
@@ -163,7 +204,7 @@ fn print_operations(ops: &[OperationRow], by_run: bool) {
             .as_deref()
             .map(|e| format!("  [{e}]"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{}  {:<12} {:<15} {:<8} {}{}{}",
             op.at,
             who,

@@ -1,5 +1,8 @@
 //! The command line: one file per subcommand. Doc comments here are the `--help` text.
 
+#[macro_use]
+pub mod output;
+
 pub mod check;
 pub mod healthcheck;
 pub mod journal;
@@ -106,7 +109,7 @@ impl Context {
         let pool = crate::db::open(&self.settings.database)
             .await
             .map_err(|error| {
-                eprintln!(
+                errln!(
                     "error: cannot open the database {}: {error}",
                     self.settings.database.display()
                 );
@@ -119,7 +122,7 @@ impl Context {
         let journal = self.journal().await?;
         let client = PluvoClient::new(self.settings.pluvo.clone(), self.metrics.clone()).map_err(
             |error| {
-                eprintln!("error: {error}");
+                errln!("error: {error}");
                 Exit::Usage
             },
         )?;
@@ -142,7 +145,7 @@ pub async fn load_engine(cli: &Cli) -> Result<(Context, Engine), Exit> {
 }
 
 fn report_config_error(error: settings::SettingsError) -> Exit {
-    eprintln!("error: {error}");
+    errln!("error: {error}");
     Exit::Usage
 }
 
@@ -162,11 +165,11 @@ pub async fn run(cli: Cli) -> Exit {
 pub fn print_json<T: serde::Serialize>(value: &T) -> Exit {
     match serde_json::to_string_pretty(value) {
         Ok(text) => {
-            println!("{text}");
+            outln!("{text}");
             Exit::Ok
         }
         Err(error) => {
-            eprintln!("error: cannot format JSON: {error}");
+            errln!("error: cannot format JSON: {error}");
             Exit::Failed
         }
     }

@@ -29,7 +29,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     let prepared = match engine.prepare(options).await {
         Ok(prepared) => prepared,
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             return Exit::Failed;
         }
     };
@@ -42,7 +42,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             "plan": prepared.plan,
         }));
     }
-    print!(
+    out!(
         "{}",
         render(&prepared, &context.settings.time_zone.to_string())
     );

@@ -19,22 +19,20 @@ pub async fn run(cli: &Cli, _args: &Args) -> Exit {
     // Everything the service needs is checked before anything starts, so a bad cron, zone,
     // token or port stops the container at once with exit 2 instead of failing at 02:00.
     let Some(schedule) = &settings.schedule else {
-        eprintln!(
-            "error: schedule.cron: `pluvo-sync run` needs a [schedule] with a cron expression"
-        );
+        errln!("error: schedule.cron: `pluvo-sync run` needs a [schedule] with a cron expression");
         return Exit::Usage;
     };
     let schedule = match schedule.resolve(context.clock.now()) {
         Ok(schedule) => schedule,
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             return Exit::Usage;
         }
     };
     let server = match settings.server.resolve() {
         Ok(server) => server,
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             return Exit::Usage;
         }
     };
@@ -57,7 +55,7 @@ pub async fn run(cli: &Cli, _args: &Args) -> Exit {
     match daemon::serve(daemon).await {
         Ok(()) => Exit::Ok,
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             if error.exit_code() == 2 {
                 Exit::Usage
             } else {

@@ -36,7 +36,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     let signals = match crate::service::daemon::ShutdownSignals::register() {
         Ok(signals) => signals,
         Err(error) => {
-            eprintln!("error: cannot install the SIGTERM/SIGINT handlers: {error}");
+            errln!("error: cannot install the SIGTERM/SIGINT handlers: {error}");
             return Exit::Failed;
         }
     };
@@ -58,12 +58,12 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             let holder = lease.holder().await.ok().flatten();
             let holder = holder.map(|h| format!(" ({h})")).unwrap_or_default();
             if !args.wait {
-                eprintln!(
+                errln!(
                     "another run is in progress{holder}; try again later, or pass --wait to wait for it"
                 );
                 return Exit::Busy;
             }
-            eprintln!(
+            errln!(
                 "another run is in progress{holder}; waiting for it to finish (Ctrl-C to give up)"
             );
             match lease
@@ -73,13 +73,13 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
                 Ok(Some(guard)) => guard,
                 Ok(None) => return Exit::Busy,
                 Err(error) => {
-                    eprintln!("error: cannot take the run lease: {error}");
+                    errln!("error: cannot take the run lease: {error}");
                     return Exit::Failed;
                 }
             }
         }
         Err(error) => {
-            eprintln!("error: cannot take the run lease: {error}");
+            errln!("error: cannot take the run lease: {error}");
             return Exit::Failed;
         }
     };
@@ -87,7 +87,10 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         allow_mass_archive: args.allow_mass_archive,
         progress: !args.json && std::io::stderr().is_terminal(),
     };
-    let report = engine.run_once(run_id, Trigger::Cli, options, cancel).await;
+    // Losing the lease mid-run stops it like a signal does (see `Engine::run_begun`).
+    let report = engine
+        .run_once(run_id, Trigger::Cli, options, cancel, &guard)
+        .await;
     if let Err(error) = guard.release().await {
         tracing::warn!(%error, "cannot release the run lease; it expires by itself");
     }
@@ -96,7 +99,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         super::print_json(&report);
     } else {
         let summary = report.summary.unwrap_or_default();
-        println!(
+        outln!(
             "run {} {}: {} created, {} updated, {} archived, {} unarchived; {} operations ok, {} failed, {} skipped; {} records rejected",
             report.run_id,
             report.status,
@@ -110,10 +113,10 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             report.rows_rejected
         );
         for error in &report.errors {
-            println!("  ! {error}");
+            outln!("  ! {error}");
         }
         if !report.errors.is_empty() {
-            println!("details: pluvo-sync journal show {}", report.run_id);
+            outln!("details: pluvo-sync journal show {}", report.run_id);
         }
     }
     match report.status {

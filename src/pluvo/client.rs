@@ -6,7 +6,9 @@
 //! `max_attempts`; a refused token (HTTP 401 or a GraphQL error whose code mentions "auth") is
 //! renewed and the call repeated once, outside that budget; anything else fails at once. A
 //! client made with [`PluvoClient::with_cancel`] stops waiting (for the limiter, a pause or a
-//! backoff) as soon as its run is stopped, so shutdown never waits out a `Retry-After`.
+//! backoff) as soon as its run is stopped, so shutdown never waits out a `Retry-After`. A client
+//! made with [`PluvoClient::with_send_fence`] also asks its fence right before every request, so a
+//! run whose lease has lapsed sends nothing more, even before anyone has noticed and cancelled it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +63,30 @@ pub struct PluvoClient {
     /// Once cancelled, no request is started any more: calls waiting for the rate limiter, a
     /// `Retry-After` pause or a backoff sleep end with [`PluvoError::Cancelled`]. A request
     /// already sent is waited for.
-    cancel: CancellationToken,
+    cancel: Stop,
+}
+
+/// Asked right before every request; `false` stops it as a cancellation would (the run lease's
+/// [`crate::service::lease::LeaseFence`], in practice).
+pub type SendFence = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// When a client's calls stop sending: its run's cancellation, and its send fence.
+#[derive(Clone, Default)]
+struct Stop {
+    token: CancellationToken,
+    fence: Option<SendFence>,
+}
+
+impl Stop {
+    fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+
+    /// Checked again after the pacer admits a request: the wait may have been long (or the
+    /// process paused), and what held when it began need not hold now.
+    fn may_send(&self) -> bool {
+        !self.token.is_cancelled() && self.fence.as_ref().is_none_or(|fence| fence())
+    }
 }
 
 impl std::fmt::Debug for PluvoClient {
@@ -174,7 +199,7 @@ impl PluvoClient {
                 tokens: TokenCache::default(),
                 metrics,
             }),
-            cancel: CancellationToken::new(),
+            cancel: Stop::default(),
         })
     }
 
@@ -186,7 +211,23 @@ impl PluvoClient {
     pub fn with_cancel(&self, cancel: CancellationToken) -> Self {
         Self {
             inner: self.inner.clone(),
-            cancel,
+            cancel: Stop {
+                token: cancel,
+                fence: self.cancel.fence.clone(),
+            },
+        }
+    }
+
+    /// A clone that asks `fence` right before every request (token requests and retries
+    /// included) and sends nothing once it says no; the call ends with
+    /// [`PluvoError::Cancelled`], so what was not sent is journaled skipped.
+    pub fn with_send_fence(&self, fence: SendFence) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            cancel: Stop {
+                token: self.cancel.token.clone(),
+                fence: Some(fence),
+            },
         }
     }
 
@@ -527,7 +568,7 @@ impl Inner {
     async fn execute<Q, V>(
         &self,
         op: cynic::Operation<Q, V>,
-        cancel: &CancellationToken,
+        cancel: &Stop,
     ) -> Result<(Q, u32), PluvoError>
     where
         Q: DeserializeOwned,
@@ -552,7 +593,7 @@ impl Inner {
         &self,
         operation: &str,
         request: &impl serde::Serialize,
-        cancel: &CancellationToken,
+        cancel: &Stop,
     ) -> (Result<RawResponse, PluvoError>, u32) {
         let body = match serde_json::to_string(request) {
             Ok(body) => body,
@@ -577,7 +618,7 @@ impl Inner {
         operation: &str,
         body: &str,
         attempt: u32,
-        cancel: &CancellationToken,
+        cancel: &Stop,
     ) -> Step<RawResponse> {
         let token = match self.token(cancel).await {
             Ok(token) => token,
@@ -625,11 +666,11 @@ impl Inner {
     }
 
     /// The cached token, or a new one; concurrent callers share one token request.
-    async fn token(&self, cancel: &CancellationToken) -> Result<Token, PluvoError> {
+    async fn token(&self, cancel: &Stop) -> Result<Token, PluvoError> {
         self.tokens.get(|| self.fetch_token(cancel)).await
     }
 
-    async fn fetch_token(&self, cancel: &CancellationToken) -> Result<Issued, PluvoError> {
+    async fn fetch_token(&self, cancel: &Stop) -> Result<Issued, PluvoError> {
         let (result, _) = self
             .run("oauth_token", cancel, |attempt| {
                 self.token_attempt(attempt, cancel)
@@ -638,7 +679,7 @@ impl Inner {
         result
     }
 
-    async fn token_attempt(&self, attempt: u32, cancel: &CancellationToken) -> Step<Issued> {
+    async fn token_attempt(&self, attempt: u32, cancel: &Stop) -> Step<Issued> {
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
@@ -705,7 +746,7 @@ impl Inner {
     async fn run<T, F>(
         &self,
         operation: &str,
-        cancel: &CancellationToken,
+        cancel: &Stop,
         mut attempt: impl FnMut(u32) -> F,
     ) -> (Result<T, PluvoError>, u32)
     where
@@ -770,16 +811,22 @@ impl Inner {
         operation: &str,
         attempt: u32,
         request: reqwest::RequestBuilder,
-        cancel: &CancellationToken,
+        cancel: &Stop,
     ) -> Result<Reply, PluvoError> {
         let span = debug_span!("pluvo_request", operation, attempt);
         async {
             // Nothing is sent once the run is stopping, however long admission would take.
+            if !cancel.may_send() {
+                return Err(PluvoError::Cancelled);
+            }
             let _permit = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Err(PluvoError::Cancelled),
                 permit = self.pacer.admit() => permit,
             };
+            if !cancel.may_send() {
+                return Err(PluvoError::Cancelled);
+            }
             let started = Instant::now();
             let response = match request.send().await {
                 Ok(response) => response,

@@ -25,7 +25,7 @@ mod pacing;
 pub mod settings;
 mod types;
 
-pub use client::PluvoClient;
+pub use client::{PluvoClient, SendFence};
 pub use error::PluvoError;
 pub use settings::{PluvoSettings, ResolvedPluvo};
 pub use types::{

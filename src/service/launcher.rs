@@ -36,22 +36,10 @@ impl Launcher for Engine {
             let engine = self.clone();
             let id = run_id.clone();
             let done = tokio::spawn(async move {
-                // Losing the lease (another process took it over after we stalled) stops the run
-                // like a shutdown does: two runs must never write at once.
-                let stop = cancel.child_token();
-                let lost = guard.lost();
-                let watcher = {
-                    let stop = stop.clone();
-                    tokio::spawn(async move {
-                        lost.cancelled().await;
-                        tracing::error!("the run lease was taken over; stopping this run");
-                        stop.cancel();
-                    })
-                };
+                // The engine stops the run the moment the lease is lost, like a shutdown.
                 let report = engine
-                    .run_begun(id, trigger, RunOptions::default(), stop)
+                    .run_begun(id, trigger, RunOptions::default(), cancel, &guard)
                     .await;
-                watcher.abort();
                 if let Err(error) = guard.release().await {
                     tracing::warn!(%error, "cannot release the run lease; it expires by itself");
                 }

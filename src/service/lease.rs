@@ -10,13 +10,23 @@
 //!
 //! Renewal and release are conditional on the owner, so a holder that lost its lease (it stalled
 //! past the expiry and someone else took over) can neither extend nor delete the new holder's.
+//! Renewal is also conditional on the lease not having lapsed: once its expiry has passed,
+//! another process may already be taking it, so a holder never revives a lapsed lease.
 //! It learns of the loss through [`LeaseGuard::lost`] and should stop its run.
+//!
+//! The heartbeat only notices a loss when it next runs, and a process that was paused (SIGSTOP,
+//! a frozen VM, a laptop lid) resumes everything at once: calls waiting to be sent may go before
+//! the heartbeat gets a turn. So a holder also has a [`LeaseFence`], asked right before every
+//! request: it compares the clock with the last expiry written, without touching the database,
+//! and once that has (nearly) passed it counts the lease as lost and refuses.
 //!
 //! Cross-process use needs a file database opened with a busy timeout (sqlx's default is 5 s)
 //! and preferably WAL, so readers do not block the heartbeat.
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -265,17 +275,20 @@ impl Lease {
     }
 
     /// Pushes the expiry forward; the new expiry, or `None` when `owner` no longer holds the
-    /// lease.
+    /// lease or it has lapsed (its expiry passed, so another process may be taking it over).
     async fn renew(&self, owner: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-        let expires = self.expiry(self.clock.now());
-        let renewed =
-            sqlx::query("UPDATE run_lease SET expires_at = ?3 WHERE name = ?1 AND owner = ?2")
-                .bind(&self.name)
-                .bind(owner)
-                .bind(timestamp(expires))
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+        let now = self.clock.now();
+        let expires = self.expiry(now);
+        let renewed = sqlx::query(
+            "UPDATE run_lease SET expires_at = ?3 WHERE name = ?1 AND owner = ?2 AND expires_at > ?4",
+        )
+        .bind(&self.name)
+        .bind(owner)
+        .bind(timestamp(expires))
+        .bind(timestamp(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok((renewed == 1).then_some(expires))
     }
 
@@ -299,6 +312,8 @@ pub struct LeaseGuard {
     owner: String,
     stop: CancellationToken,
     lost: CancellationToken,
+    /// The last expiry written, in whole seconds since the epoch (the database's precision).
+    expires: Arc<AtomicI64>,
     heartbeat: Option<JoinHandle<()>>,
     released: bool,
 }
@@ -317,10 +332,11 @@ impl LeaseGuard {
     fn start(lease: Lease, owner: String, expires: DateTime<Utc>) -> Self {
         let stop = CancellationToken::new();
         let lost = CancellationToken::new();
+        let written = Arc::new(AtomicI64::new(expires.timestamp()));
         let heartbeat = tokio::spawn(heartbeat(
             lease.clone(),
             owner.clone(),
-            expires,
+            written.clone(),
             stop.clone(),
             lost.clone(),
         ));
@@ -329,8 +345,20 @@ impl LeaseGuard {
             owner,
             stop,
             lost,
+            expires: written,
             heartbeat: Some(heartbeat),
             released: false,
+        }
+    }
+
+    /// The check to make right before sending anything on this lease's behalf.
+    pub fn fence(&self) -> LeaseFence {
+        LeaseFence {
+            name: self.lease.name.clone(),
+            clock: self.lease.clock.clone(),
+            expires: self.expires.clone(),
+            margin: fence_margin(self.lease.ttl),
+            lost: self.lost.clone(),
         }
     }
 
@@ -346,11 +374,16 @@ impl LeaseGuard {
 
     /// Renews now rather than waiting for the heartbeat; false when the lease was lost.
     pub async fn renew(&self) -> Result<bool, sqlx::Error> {
-        let held = self.lease.renew(&self.owner).await?.is_some();
-        if !held {
-            self.lost.cancel();
+        match self.lease.renew(&self.owner).await? {
+            Some(expires) => {
+                self.expires.store(expires.timestamp(), Ordering::SeqCst);
+                Ok(true)
+            }
+            None => {
+                self.lost.cancel();
+                Ok(false)
+            }
         }
-        Ok(held)
     }
 
     /// Stops the heartbeat and deletes the row if we still own it; false when we no longer did.
@@ -384,6 +417,57 @@ impl Drop for LeaseGuard {
     }
 }
 
+/// How long before the written expiry a holder stops sending: requests take a moment to reach
+/// Pluvo, and clocks of hosts sharing the database differ a little. A tenth of the TTL (6 s for
+/// the default) is far inside the two thirds of a TTL a healthy heartbeat always leaves.
+fn fence_margin(ttl: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(ttl / 10).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Asked right before every request made under a lease: is it still surely ours? Cheap (no
+/// database), so it can guard each send. It says no once the heartbeat found the lease lost, or
+/// once the clock is within a margin of the last expiry written, which is what a process sees
+/// when it resumes after being paused past its lease; it then marks the lease lost, so the run
+/// stops the way a shutdown stops it.
+#[derive(Clone)]
+pub struct LeaseFence {
+    name: String,
+    clock: SharedClock,
+    expires: Arc<AtomicI64>,
+    margin: chrono::Duration,
+    lost: CancellationToken,
+}
+
+impl fmt::Debug for LeaseFence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseFence")
+            .field("lease", &self.name)
+            .field("expires", &self.expires.load(Ordering::SeqCst))
+            .field("lost", &self.lost.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LeaseFence {
+    /// True while the lease is surely still held; false from the moment it may not be.
+    pub fn holds(&self) -> bool {
+        if self.lost.is_cancelled() {
+            return false;
+        }
+        let expires = self.expires.load(Ordering::SeqCst);
+        let deadline = DateTime::from_timestamp(expires, 0)
+            .map_or(DateTime::<Utc>::MIN_UTC, |at| at - self.margin);
+        if self.clock.now() < deadline {
+            return true;
+        }
+        if !self.lost.is_cancelled() {
+            self.lost.cancel();
+            tracing::error!(lease = %self.name, expires, "the lease ran out before it was renewed (was this process paused?); stopping the run");
+        }
+        false
+    }
+}
+
 /// Renews every TTL/3. A renewal that fails (a busy or unreachable database) is retried on the
 /// next tick, but only while the lease is surely still ours: once the next tick would come after
 /// the last expiry that was written, another process may take the lease over before we can
@@ -391,7 +475,7 @@ impl Drop for LeaseGuard {
 async fn heartbeat(
     lease: Lease,
     owner: String,
-    mut expires: DateTime<Utc>,
+    written: Arc<AtomicI64>,
     stop: CancellationToken,
     lost: CancellationToken,
 ) {
@@ -404,10 +488,16 @@ async fn heartbeat(
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
+        if lost.is_cancelled() {
+            // The fence found the lease lapsed; reviving it would be too late.
+            return;
+        }
+        let expires = DateTime::from_timestamp(written.load(Ordering::SeqCst), 0)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         match lease.renew(&owner).await {
-            Ok(Some(renewed)) => expires = renewed,
+            Ok(Some(renewed)) => written.store(renewed.timestamp(), Ordering::SeqCst),
             Ok(None) => {
-                tracing::error!(lease = %lease.name, %owner, "lease lost to another holder; stopping the run");
+                tracing::error!(lease = %lease.name, %owner, "lease lost to another holder, or lapsed while this process was stalled; stopping the run");
                 lost.cancel();
                 return;
             }
@@ -478,6 +568,19 @@ mod tests {
 
     fn manual() -> ManualClock {
         ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().unwrap())
+    }
+
+    /// A fresh database and a 60 s run lease on a manual clock.
+    async fn minute_lease() -> (tempfile::TempDir, SqlitePool, ManualClock, Lease) {
+        let (dir, pool) = testing::fresh().await;
+        let clock = manual();
+        let lease = Lease::new(
+            pool.clone(),
+            RUN_LEASE,
+            Duration::from_secs(60),
+            Arc::new(clock.clone()),
+        );
+        (dir, pool, clock, lease)
     }
 
     async fn row_owner(pool: &SqlitePool) -> Option<String> {
@@ -565,14 +668,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_lease_is_stolen_and_the_old_holder_learns_it_lost() {
-        let (_dir, pool) = testing::fresh().await;
-        let clock = manual();
-        let lease = Lease::new(
-            pool.clone(),
-            RUN_LEASE,
-            Duration::from_secs(60),
-            Arc::new(clock.clone()),
-        );
+        let (_dir, pool, clock, lease) = minute_lease().await;
 
         let first = lease
             .try_acquire("run-1")
@@ -607,6 +703,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_lapsed_lease_is_not_revived_by_its_holder() {
+        let (_dir, _pool, clock, lease) = minute_lease().await;
+        let guard = lease.try_acquire("run-1").await.unwrap().unwrap();
+        // Paused past the expiry; nobody has taken the lease yet, but anyone could be doing so.
+        clock.advance(chrono::Duration::seconds(61));
+        assert!(!guard.renew().await.unwrap(), "a lapsed lease stays lapsed");
+        assert!(guard.lost().is_cancelled());
+        assert!(lease.try_acquire("run-2").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn the_fence_says_no_from_just_before_the_written_expiry() {
+        let (_dir, _pool, clock, lease) = minute_lease().await;
+        let guard = lease.try_acquire("run-1").await.unwrap().unwrap();
+        let fence = guard.fence();
+        // Named cases, in clock order: seconds after acquiring, and whether sends may go.
+        let cases = [
+            ("fresh", 0, true),
+            ("before the margin", 53, true),
+            ("inside the 6 s margin", 54, false),
+            ("and after it, whatever the clock does", -54, false),
+        ];
+        for (name, advance, holds) in cases {
+            clock.advance(chrono::Duration::seconds(advance));
+            assert_eq!(fence.holds(), holds, "case {name}");
+        }
+        assert!(
+            guard.lost().is_cancelled(),
+            "the fence marks the lease lost"
+        );
+
+        // A renewal moves the fence's deadline with the expiry.
+        let other = lease_after_release(guard, &lease).await;
+        let fence = other.fence();
+        clock.advance(chrono::Duration::seconds(50));
+        assert!(other.renew().await.unwrap());
+        clock.advance(chrono::Duration::seconds(50));
+        assert!(fence.holds(), "renewed at +50 s, so held at +100 s");
+    }
+
+    async fn lease_after_release(guard: LeaseGuard, lease: &Lease) -> LeaseGuard {
+        guard.release().await.unwrap();
+        lease.try_acquire("run-2").await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
     async fn release_by_a_non_owner_does_nothing() {
         let (_dir, pool) = testing::fresh().await;
         let lease = Lease::for_runs(pool.clone(), Arc::new(manual()));
@@ -629,10 +771,10 @@ mod tests {
         let guard = lease.try_acquire("run-1").await.unwrap().unwrap();
         let mut expiry = lease.holder().await.unwrap().unwrap().expires_at;
 
-        // Twice: move the clock past the expiry, then give the heartbeat (every TTL/3 = 1 s of
-        // real time) a chance to push it forward again.
+        // Twice: move the clock most of the way to the expiry, then give the heartbeat (every
+        // TTL/3 = 1 s of real time) a chance to push it forward again; four seconds in all.
         for round in 1..=2 {
-            clock.advance(chrono::Duration::seconds(10));
+            clock.advance(chrono::Duration::seconds(2));
             let mut renewed = None;
             for _ in 0..60 {
                 tokio::time::sleep(Duration::from_millis(50)).await;

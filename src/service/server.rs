@@ -4,7 +4,9 @@
 //! - `POST /v1/sync` starts a run now. It needs `Authorization: Bearer <server.trigger_token>`
 //!   (401 without it), answers 409 while a run is in progress (in this process or another one
 //!   on the same database) and 202 with the new run's id otherwise.
-//! - `GET /v1/runs/latest`: the latest journaled run as JSON, 404 before the first.
+//! - `GET /v1/runs/latest`: the latest journaled run as JSON, 404 before the first. Without the
+//!   bearer token only its status, times and counts: anything unauthenticated carries no
+//!   personal data, and the error summary can quote an e-mail address.
 //! - `GET /healthz`: the process is up and serving (the container's `HEALTHCHECK`).
 //! - `GET /readyz`: the database answers, and the last `server.ready_window` finished runs did
 //!   not all fail. Fewer finished runs than that is not enough evidence, so it counts as ready.
@@ -12,7 +14,9 @@
 //!   at scrape time, so they survive restarts.
 //!
 //! The listener is bound before anything else starts, so "address in use" is a start-up error
-//! (exit 2), not a log line in a daemon that then runs without its trigger.
+//! (exit 2), not a log line in a daemon that then runs without its trigger. It serves
+//! connections itself (see [`Limits`]): a client gets a bounded time to send its headers, and
+//! only so many connections are open at once, so slow or idle clients cannot hold it.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -203,15 +207,126 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What one client may hold of the admin listener. `axum::serve` has no bound on how long a
+/// client may take to send its headers, nor on how many connections are open, so 500 clients
+/// trickling bytes kept 500 connections (and file descriptors) for as long as they liked.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The longest a connection may take to send a request's headers, counted from when the
+    /// server starts waiting for them; this also bounds how long a kept-alive connection may
+    /// sit idle between requests. Then it is closed.
+    pub header_read: Duration,
+    /// The longest a connection may stay open at all, however busy; a trickled request body
+    /// cannot hold one past it.
+    pub lifetime: Duration,
+    /// Connections served at once. A connection past the cap is closed as soon as it is
+    /// accepted, so the listener stays responsive and the cap cannot be queued around.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(10),
+            lifetime: Duration::from_secs(60),
+            max_connections: 64,
+        }
+    }
+}
+
 /// Serves `listener` until `shutdown` fires, then finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    serve_with(listener, router(state), Limits::default(), shutdown).await
+}
+
+/// [`serve`] with explicit [`Limits`].
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: back off rather than spin.
+                    tracing::warn!(%error, "admin listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                "admin listener: too many open connections; closing a new one"
+            );
+            drop(stream);
+            continue;
+        };
+        connections.spawn(serve_connection(
+            stream,
+            app.clone(),
+            limits,
+            shutdown.clone(),
+            permit,
+        ));
+        while connections.try_join_next().is_some() {}
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut app = app.clone();
+            async move {
+                let response =
+                    tower_service::Service::call(&mut app, request.map(axum::body::Body::new))
+                        .await;
+                Ok::<_, std::convert::Infallible>(response.unwrap_or_else(|never| match never {}))
+            }
+        });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let ended = tokio::select! {
+        result = connection.as_mut() => Some(result),
+        () = shutdown.cancelled() => None,
+        () = tokio::time::sleep(limits.lifetime) => None,
+    };
+    let result = match ended {
+        Some(result) => result,
+        None => {
+            // Let a request being answered finish, briefly; an idle connection closes at once.
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(Duration::from_secs(5), connection).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "admin listener: connection ended with an error");
+    }
 }
 
 fn error_body(status: StatusCode, message: impl Into<String>) -> Response {
@@ -268,12 +383,45 @@ async fn trigger(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
 }
 
-async fn latest_run(State(state): State<AppState>) -> Response {
+/// Columns of `runs` that carry no personal data: ids, times, status and counts. Without the
+/// token `/v1/runs/latest` serves only these; the rest (the error summary quotes Pluvo's error
+/// texts, which can name a person's e-mail address, and the source's description) needs it. A
+/// column added later stays behind the token until it is listed here.
+const PUBLIC_RUN_COLUMNS: &[&str] = &[
+    "id",
+    "trigger",
+    "started_at",
+    "finished_at",
+    "status",
+    "rows_read",
+    "rows_rejected",
+    "ops_planned",
+    "ops_ok",
+    "ops_failed",
+    "ops_skipped",
+    "plan_summary",
+];
+
+async fn latest_run(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match sqlx::query("SELECT * FROM last_run")
         .fetch_optional(&state.pool)
         .await
     {
-        Ok(Some(row)) => Json(row_to_json(&row)).into_response(),
+        Ok(Some(row)) => {
+            let mut run = row_to_json(&row);
+            if !authorized(&headers, &state.token_digest)
+                && let Value::Object(columns) = &mut run
+            {
+                columns.retain(|name, _| PUBLIC_RUN_COLUMNS.contains(&name.as_str()));
+                columns.insert(
+                    "details".to_owned(),
+                    Value::from(
+                        "send Authorization: Bearer <server.trigger_token> for the error summary",
+                    ),
+                );
+            }
+            Json(run).into_response()
+        }
         Ok(None) => error_body(StatusCode::NOT_FOUND, "no run has been journaled yet"),
         Err(error) => {
             tracing::error!(%error, "cannot read the latest run");
@@ -642,6 +790,152 @@ mod tests {
         assert_eq!(body["rows_read"], 42);
         assert_eq!(body["plan_summary"]["create"], 3);
         assert_eq!(body["error_summary"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn latest_run_shows_its_errors_only_with_the_token() {
+        let server = start(Some(Arc::new(FakeLauncher::default()))).await;
+        let url = format!("{}/v1/runs/latest", server.base);
+        insert_run(&server.pool, "r1", "2026-05-01T02:30:00Z", "partial").await;
+        sqlx::query(
+            "UPDATE runs SET ops_failed = 1, source = 'csv:/data/export.csv',
+                 error_summary = 'employee 000123: Pluvo: email lotte.devries@example.com is taken'
+             WHERE id = 'r1'",
+        )
+        .execute(&server.pool)
+        .await
+        .unwrap();
+        // The body of GET `url` with `authorization` (if any) as the header.
+        let get = async |authorization: Option<String>| -> Value {
+            let mut request = client().get(&url);
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            request.send().await.unwrap().json().await.unwrap()
+        };
+        let without = get(None).await;
+        let text = without.to_string();
+        assert!(
+            !text.contains('@') && !text.contains("000123"),
+            "{without:#}"
+        );
+        assert_eq!(without["error_summary"], Value::Null);
+        assert_eq!(without["status"], "partial");
+        assert_eq!(without["ops_failed"], 1);
+        assert!(without["details"].as_str().unwrap().contains("Bearer"));
+
+        for wrong in ["Bearer nope", "Basic czNjcmV0"] {
+            let body = get(Some(wrong.to_owned())).await;
+            assert_eq!(body["error_summary"], Value::Null, "{wrong}");
+        }
+        let with = get(Some(format!("Bearer {TOKEN}"))).await;
+        assert!(
+            with["error_summary"]
+                .as_str()
+                .unwrap()
+                .contains("lotte.devries@example.com"),
+            "{with:#}"
+        );
+        assert_eq!(with["source"], "csv:/data/export.csv");
+    }
+
+    /// The listener with small limits in front of a one-route app; its address.
+    async fn limited(limits: Limits, shutdown: &CancellationToken) -> SocketAddr {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/healthz", get(|| async { "ok" }));
+        tokio::spawn(serve_with(listener, app, limits, shutdown.clone()));
+        addr
+    }
+
+    /// A client that sends half a request and then nothing: a slowloris.
+    async fn slow_client(addr: SocketAddr) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        stream
+    }
+
+    /// Waits up to `within` for the server to close `stream` (EOF or reset); false if it stays
+    /// open.
+    async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0) | Err(_)) => return true,
+                // A 408 or similar before the close is fine; keep reading to the close.
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_clients_are_closed_once_the_header_time_is_up() {
+        let shutdown = CancellationToken::new();
+        let limits = Limits {
+            header_read: Duration::from_millis(300),
+            lifetime: Duration::from_secs(60),
+            max_connections: 64,
+        };
+        let addr = limited(limits, &shutdown).await;
+        let mut slow = Vec::new();
+        for _ in 0..20 {
+            slow.push(slow_client(addr).await);
+        }
+        // An idle kept-alive connection, too: one request, then silence.
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut idle, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        slow.push(idle);
+        let started = tokio::time::Instant::now();
+        for (i, stream) in slow.iter_mut().enumerate() {
+            assert!(
+                closed_within(stream, Duration::from_secs(3)).await,
+                "connection {i} still open after 3 s"
+            );
+        }
+        assert!(started.elapsed() < Duration::from_secs(3));
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_cap_are_closed_at_once_and_service_resumes() {
+        let shutdown = CancellationToken::new();
+        let limits = Limits {
+            header_read: Duration::from_millis(500),
+            lifetime: Duration::from_secs(60),
+            max_connections: 4,
+        };
+        let addr = limited(limits, &shutdown).await;
+        let mut holding = Vec::new();
+        for _ in 0..4 {
+            holding.push(slow_client(addr).await);
+        }
+        // Let the server accept all four before the fifth arrives.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut fifth = slow_client(addr).await;
+        assert!(
+            closed_within(&mut fifth, Duration::from_millis(300)).await,
+            "a connection past the cap is closed at once"
+        );
+        // Once the slow ones are timed out, the listener answers again.
+        for stream in &mut holding {
+            assert!(closed_within(stream, Duration::from_secs(3)).await);
+        }
+        let response = client()
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        shutdown.cancel();
     }
 
     #[tokio::test]

@@ -12,13 +12,14 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::domain::{OpKind, OpStatus, RunStatus, Trigger};
 use crate::metrics::{Metrics, names};
-use crate::pluvo::{PluvoClient, PluvoError};
+use crate::pluvo::{PluvoClient, PluvoError, SendFence};
+use crate::service::lease::LeaseGuard;
 use crate::settings::Settings;
 use crate::sync::apply::Applier;
 use crate::sync::journal::{Journal, OperationRecord, RunTotals};
 use crate::sync::mapping::Mapped;
 use crate::sync::plan::{Plan, PlanSummary, WithheldArchives};
-use crate::sync::snapshot::{Snapshot, SnapshotError};
+use crate::sync::snapshot::{Snapshot, SnapshotError, Tenant};
 use crate::sync::source::SourceError;
 
 /// Why a run could not even start, or could not plan.
@@ -134,6 +135,14 @@ impl Engine {
         &self.clock
     }
 
+    /// The Pluvo tenant this engine is configured for.
+    pub fn tenant(&self) -> Tenant {
+        Tenant::new(
+            &self.settings.pluvo.graphql_url,
+            &self.settings.pluvo.client_id,
+        )
+    }
+
     /// Reads the source, maps it, loads the snapshot and plans. Sends nothing.
     pub async fn prepare(&self, options: RunOptions) -> Result<Prepared, EngineError> {
         let required = self.settings.mapping.required_columns();
@@ -142,6 +151,7 @@ impl Engine {
         let fingerprint = data.fingerprint.clone();
         let rows_read = data.records.len() + data.rejected.len();
         let mapped = self.settings.mapping.map(data);
+        crate::sync::snapshot::check_tenant(self.journal.pool(), &self.tenant()).await?;
         let snapshot = crate::sync::snapshot::load(self.journal.pool()).await?;
         let today = self
             .clock
@@ -167,7 +177,7 @@ impl Engine {
         })
     }
 
-    /// One run, journaled from start to end. The caller holds the run lease. Every log line of
+    /// One run, journaled from start to end, under the run lease `lease` holds. Every log line of
     /// the run carries its `run_id`, which is also its key in the journal.
     pub async fn run_once(
         &self,
@@ -175,9 +185,13 @@ impl Engine {
         trigger: Trigger,
         options: RunOptions,
         cancel: CancellationToken,
+        lease: &LeaseGuard,
     ) -> RunReport {
         match self.begin(&run_id, trigger).await {
-            Ok(()) => self.run_begun(run_id, trigger, options, cancel).await,
+            Ok(()) => {
+                self.run_begun(run_id, trigger, options, cancel, lease)
+                    .await
+            }
             Err(error) => {
                 tracing::error!(%run_id, %error, "cannot start the run: the journal is not writable");
                 let mut report = RunReport::failed(run_id);
@@ -207,6 +221,11 @@ impl Engine {
     }
 
     /// The rest of a run [`Engine::begin`] started.
+    ///
+    /// Losing `lease` stops the run the way `cancel` (a shutdown) does: another process may be
+    /// running on the same people now. The heartbeat's discovery cancels the run, and every
+    /// request first asks the lease's fence, so nothing is sent even in the moment between a
+    /// lapse and its discovery (a process resuming from a pause).
     #[tracing::instrument(name = "run", skip_all, fields(%run_id, %trigger))]
     pub async fn run_begun(
         &self,
@@ -214,6 +233,39 @@ impl Engine {
         trigger: Trigger,
         options: RunOptions,
         cancel: CancellationToken,
+        lease: &LeaseGuard,
+    ) -> RunReport {
+        let stop = cancel.child_token();
+        let lost = lease.lost();
+        let watcher = {
+            let (stop, lost) = (stop.clone(), lost.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = lost.cancelled() => {
+                        tracing::error!("the run lease was lost; stopping this run");
+                        stop.cancel();
+                    }
+                    () = stop.cancelled() => {}
+                }
+            })
+        };
+        let fence = lease.fence();
+        let fence: SendFence = Arc::new(move || fence.holds());
+        let report = self
+            .run_stoppable(run_id, options, stop.clone(), fence, &lost)
+            .await;
+        stop.cancel();
+        let _ = watcher.await;
+        report
+    }
+
+    async fn run_stoppable(
+        &self,
+        run_id: String,
+        options: RunOptions,
+        cancel: CancellationToken,
+        fence: SendFence,
+        lost: &CancellationToken,
     ) -> RunReport {
         let started = Instant::now();
         let mut report = RunReport::failed(run_id.clone());
@@ -228,6 +280,18 @@ impl Engine {
                 return self.finish(report, totals, started).await;
             }
         };
+        // The first sync ties the database to its tenant (prepare already refused another one).
+        if let Err(error) = crate::sync::snapshot::bind_tenant(
+            self.journal.pool(),
+            &self.tenant(),
+            &crate::clock::timestamp(self.clock.now()),
+        )
+        .await
+        {
+            tracing::error!(%error, "run failed before anything was sent");
+            report.errors.push(error.to_string());
+            return self.finish(report, totals, started).await;
+        }
         let Prepared {
             fingerprint,
             rows_read,
@@ -281,7 +345,10 @@ impl Engine {
             ProgressBar::hidden()
         };
         // Stopping must not wait out a Retry-After pause or a backoff sleep of a call in flight.
-        let client = self.client.with_cancel(cancel.clone());
+        let client = self
+            .client
+            .with_cancel(cancel.clone())
+            .with_send_fence(fence);
         let applier = Applier {
             client: &client,
             managed: &|group| self.settings.mapping.is_managed(group),
@@ -316,10 +383,16 @@ impl Engine {
         let remaining = totals
             .ops_planned
             .saturating_sub(outcome.ok + outcome.failed);
-        report.status = if outcome.aborted {
+        report.status = if outcome.aborted || lost.is_cancelled() {
+            let why = if lost.is_cancelled() {
+                "stopped because the run lease was lost (this process stalled past its expiry, \
+                 or another process took it over)"
+            } else {
+                "aborted by shutdown"
+            };
             report.errors.insert(
                 0,
-                format!("aborted by shutdown; {remaining} operation(s) remained for the next run"),
+                format!("{why}; {remaining} operation(s) remained for the next run"),
             );
             RunStatus::Aborted
         } else if outcome.failed > 0 && outcome.ok == 0 {

@@ -4,6 +4,10 @@
 //! that a field an administrator edits by hand in Pluvo is left alone until the HR system changes
 //! it. It advances only for acknowledged operations, in the same transaction as the journal row
 //! (see `journal`), so a crash can at worst repeat an idempotent call.
+//!
+//! A snapshot belongs to one **tenant** (Pluvo URL and API client), recorded in the database by
+//! the first sync. Pointing the same database at another tenant is refused: its snapshot would
+//! make the plan skip creates and update people who are not there.
 
 use std::collections::BTreeMap;
 
@@ -65,6 +69,86 @@ pub enum SnapshotError {
         employee_ref: String,
         detail: String,
     },
+    #[error(
+        "this database belongs to the Pluvo tenant {recorded}, but the configuration points at \
+         {configured}. Its snapshot is what that tenant acknowledged, so planning another tenant \
+         against it would be wrong. For another tenant, set sync.database to a new file (this one \
+         keeps the old tenant's journal). If it is the same tenant under a new address or API \
+         client, run: sqlite3 <sync.database> 'DELETE FROM tenant' and the next sync records the \
+         new one"
+    )]
+    OtherTenant {
+        recorded: Tenant,
+        configured: Tenant,
+    },
+}
+
+/// The Pluvo tenant a snapshot belongs to: its GraphQL endpoint (normalised by URL parsing:
+/// scheme and host lower-cased, default port dropped, one trailing slash) and the API client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub url: String,
+    pub client_id: String,
+}
+
+impl Tenant {
+    pub fn new(graphql_url: &reqwest::Url, client_id: &str) -> Self {
+        Self {
+            url: graphql_url.to_string(),
+            client_id: client_id.trim().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Tenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (client {})", self.url, self.client_id)
+    }
+}
+
+/// The tenant recorded in the database, if any.
+async fn recorded_tenant(pool: &SqlitePool) -> Result<Option<Tenant>, sqlx::Error> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT url, client_id FROM tenant WHERE id = 1")
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(url, client_id)| Tenant { url, client_id }))
+}
+
+/// Refuses a database whose snapshot belongs to another tenant than `tenant`. A database with
+/// no tenant recorded yet passes; [`bind_tenant`] records one.
+pub async fn check_tenant(pool: &SqlitePool, tenant: &Tenant) -> Result<(), SnapshotError> {
+    match recorded_tenant(pool).await? {
+        Some(recorded) if recorded != *tenant => Err(SnapshotError::OtherTenant {
+            recorded,
+            configured: tenant.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Records `tenant` as the database's tenant if none is yet (the first sync, or the first after
+/// upgrading a database made before tenants were recorded), then checks it as
+/// [`check_tenant`] does.
+pub async fn bind_tenant(
+    pool: &SqlitePool,
+    tenant: &Tenant,
+    now: &str,
+) -> Result<(), SnapshotError> {
+    let bound = sqlx::query(
+        "INSERT INTO tenant (id, url, client_id, bound_at) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&tenant.url)
+    .bind(&tenant.client_id)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if bound == 1 {
+        tracing::info!(url = %tenant.url, "recorded the Pluvo tenant this database belongs to");
+    }
+    check_tenant(pool, tenant).await
 }
 
 /// Loads the whole snapshot. One query; rows are decoded without per-row allocation beyond the

@@ -216,9 +216,27 @@ impl TestEnv {
 
     pub async fn sync_with(&self, options: RunOptions) -> RunReport {
         let run_id = uuid::Uuid::new_v4().to_string();
-        self.engine()
-            .run_once(run_id, Trigger::Cli, options, CancellationToken::new())
-            .await
+        let lease = self.lease().try_acquire(&run_id).await.unwrap().unwrap();
+        let report = self
+            .engine()
+            .run_once(
+                run_id,
+                Trigger::Cli,
+                options,
+                CancellationToken::new(),
+                &lease,
+            )
+            .await;
+        lease.release().await.unwrap();
+        report
+    }
+
+    /// The run lease of this engine's database, on the engine's clock.
+    pub fn lease(&self) -> pluvo_sync::service::lease::Lease {
+        pluvo_sync::service::lease::Lease::for_runs(
+            self.engine().journal().pool().clone(),
+            self.engine().clock().clone(),
+        )
     }
 
     pub fn state(&self) -> StateView {

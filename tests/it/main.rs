@@ -1,8 +1,11 @@
 //! The integration tests: one binary, one module per area.
 
 mod cli;
+mod cli_safety;
 mod helpers;
+mod lease_loss;
 mod lifecycle;
 mod pluvo_client;
 mod service;
 mod sync_e2e;
+mod tenant;

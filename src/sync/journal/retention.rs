@@ -14,6 +14,10 @@ use crate::clock::timestamp;
 
 pub const DEFAULT_RETENTION_DAYS: u32 = 400;
 
+/// `pluvo-sync journal prune` deletes runs younger than this only with `--yes`: a typo such as
+/// `--older-than-days 0` would otherwise erase the whole audit trail in one go.
+pub const MIN_DAYS_WITHOUT_CONFIRMATION: u32 = 30;
+
 /// What one prune deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PruneReport {
@@ -24,6 +28,24 @@ pub struct PruneReport {
 /// The instant before which runs are pruned, `days` before `now`.
 pub fn cutoff(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     now - chrono::Duration::days(i64::from(days))
+}
+
+/// What [`prune`] would delete for `older_than`, deleting nothing.
+pub async fn count(
+    pool: &SqlitePool,
+    older_than: DateTime<Utc>,
+) -> Result<PruneReport, sqlx::Error> {
+    let (runs, operations): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM((SELECT COUNT(*) FROM operations o WHERE o.run_id = r.id)), 0)
+         FROM runs r WHERE r.started_at < ?1 AND r.status <> 'running'",
+    )
+    .bind(timestamp(older_than))
+    .fetch_one(pool)
+    .await?;
+    Ok(PruneReport {
+        runs: u64::try_from(runs).unwrap_or(0),
+        operations: u64::try_from(operations).unwrap_or(0),
+    })
 }
 
 /// Deletes finished runs that started before `older_than`, with their operations, in one
@@ -104,7 +126,9 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).single().unwrap();
         let older_than = cutoff(now, DEFAULT_RETENTION_DAYS);
         assert_eq!(timestamp(older_than), "2025-02-01T00:00:00Z");
+        let would = count(&pool, older_than).await.unwrap();
         let report = prune(&pool, older_than).await.unwrap();
+        assert_eq!(would, report, "count says what prune then deletes");
         assert_eq!(
             report,
             PruneReport {
