@@ -50,7 +50,7 @@ const DECREASE_NEAR_LIMIT: f64 = 0.9;
 /// Additive increase: each answered request the limiter had to hold back raises the rate by
 /// this many requests per second. At rate `r` that is `r` answers a second, so the rate grows by
 /// a fixed share a second whatever its size: 5 % while it is well below the rate that last drew
-/// a 429 (back from 70 % to 90 % of it in some 5 s), then 1 % (the last 10 % take some 10 s).
+/// a 429 (back from 70 % to 90 % of it in some 5 s), then 0.5 % (the last 10 % take some 20 s).
 /// The rate so spends most of its time just under the server's real limit, and 429s come a few
 /// a minute, each costing a `Retry-After` pause.
 const INCREASE_PER_ANSWER: f64 = 0.05;
@@ -115,8 +115,8 @@ pub(crate) struct AdaptiveRate {
     floor: f64,
     rate: f64,
     burst: f64,
-    /// GCRA's "theoretical arrival time": the slot after the last one booked. `None` before the
-    /// first request, so the first `burst` go at once.
+    /// GCRA's "theoretical arrival time": the slot after the last one taken (or after a pause).
+    /// `None` before the first request, so the first `burst` go at once.
     next: Option<Instant>,
     /// When the rate was last lowered. A 429 for a request sent before then reports on the old
     /// rate, already corrected: it must not lower the rate again, or the four tasks in flight
