@@ -28,26 +28,25 @@
 //! Prints figures; asserts nothing, so a noisy machine cannot make it flake. Run with
 //! `cargo bench --bench first_load`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use chrono::NaiveDate;
+use common::{
+    CLIENT_ID, CLIENT_SECRET, Employee, MAPPING, build_engine, complete_users, env_number,
+    export_csv, people, print_run, run_once, tally,
+};
 use pluvo_sim::{Faults, Seed, SimConfig, SimHandle, Stats};
-use pluvo_sync::clock::{SharedClock, SystemClock};
-use pluvo_sync::domain::CategoryValue;
-use pluvo_sync::domain::Trigger;
 use pluvo_sync::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
+use pluvo_sync::domain::CategoryValue;
 use pluvo_sync::metrics::Metrics;
 use pluvo_sync::pluvo::{
     CategoryUpdate, PluvoClient, PluvoSettings, Selector, UserFields, UserUpsert,
 };
-use pluvo_sync::sync::engine::{Engine, RunOptions};
-use pluvo_sync::sync::journal::Journal;
 use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
 
 /// The limit the issue names, enforced by the simulator (429 above it) and configured in the client.
 const RATE: f64 = 20.0;
@@ -55,91 +54,6 @@ const RATE: f64 = 20.0;
 /// of a per-client API limit. The clients use the same burst unless `FIRST_LOAD_CLIENT_BURST`
 /// says otherwise.
 const BURST: u32 = 20;
-
-/// The mapping the engine tests use too: the export's columns onto the example tenant.
-const MAPPING: &str = include_str!("../tests/fixtures/mapping.toml");
-const CLIENT_ID: &str = "pluvo-sync";
-const CLIENT_SECRET: &str = "sim-secret";
-
-const DEPARTMENTS: [&str; 4] = ["Sales", "Finance", "Engineering", "HR"];
-const LOCATIONS: [&str; 3] = ["Amsterdam", "Rotterdam", "Utrecht"];
-const FIRST: [&str; 12] = [
-    "Lotte", "Thijs", "Zoë", "Daan", "Emma", "Sem", "Julia", "Lucas", "Sophie", "Finn", "Anna",
-    "Milan",
-];
-const LAST: [&str; 10] = [
-    "de Vries", "Jansen", "Bakker", "Visser", "Smit", "Meijer", "de Jong", "Mulder", "Bos",
-    "Peters",
-];
-
-/// One row of the generated HR export.
-struct Employee {
-    number: String,
-    first: &'static str,
-    last: &'static str,
-    email: String,
-    department: &'static str,
-    location: &'static str,
-    contract: &'static str,
-    car: bool,
-    start: NaiveDate,
-    language: &'static str,
-}
-
-fn employee(i: usize) -> anyhow::Result<Employee> {
-    let first = FIRST[i % FIRST.len()];
-    let last = LAST[(i / FIRST.len()) % LAST.len()];
-    let start = NaiveDate::from_ymd_opt(2010, 1, 1)
-        .context("valid date")?
-        .checked_add_days(chrono::Days::new((i * 37 % 5_000) as u64))
-        .context("start date in range")?;
-    Ok(Employee {
-        number: format!("{:06}", 100_000 + i),
-        first,
-        last,
-        // The number keeps addresses unique (and clear of the seed's pre-existing accounts).
-        email: format!(
-            "{}.{}.{}@example.com",
-            first.to_lowercase().replace('ë', "e"),
-            last.to_lowercase().replace(' ', ""),
-            100_000 + i
-        ),
-        // Uneven department sizes, as in a real company.
-        department: DEPARTMENTS[[0, 0, 0, 1, 2, 2, 2, 2, 3, 0][i % 10]],
-        location: LOCATIONS[(i / 7) % LOCATIONS.len()],
-        contract: ["Permanent", "Permanent", "Permanent", "Temporary", "Intern"][i % 5],
-        car: i % 6 == 0,
-        start,
-        language: if i % 9 == 0 { "EN" } else { "NL" },
-    })
-}
-
-fn people(n: usize) -> anyhow::Result<Vec<Employee>> {
-    (0..n).map(employee).collect()
-}
-
-/// The export as Excel writes it: a BOM, semicolons, CRLF.
-fn export_csv(rows: &[Employee]) -> Vec<u8> {
-    let mut text = String::from(
-        "\u{feff}employee_number;first_name;last_name;email;department;location;contract_type;company_car;start_date;end_date;language\r\n",
-    );
-    for e in rows {
-        text.push_str(&format!(
-            "{};{};{};{};{};{};{};{};{};;{}\r\n",
-            e.number,
-            e.first,
-            e.last,
-            e.email,
-            e.department,
-            e.location,
-            e.contract,
-            if e.car { "ja" } else { "nee" },
-            e.start.format("%d-%m-%Y"),
-            e.language
-        ));
-    }
-    text.into_bytes()
-}
 
 /// The config an operator would write for this tenant; batch size and concurrency are left at
 /// their defaults on purpose.
@@ -190,16 +104,6 @@ async fn start_sim(latency_ms: u64) -> anyhow::Result<SimHandle> {
     .await
 }
 
-fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
-    match std::env::var(name) {
-        Ok(raw) => raw
-            .trim()
-            .parse()
-            .with_context(|| format!("{name}={raw:?} is not a whole number")),
-        Err(_) => Ok(default),
-    }
-}
-
 /// One row of the final table.
 struct Row {
     label: String,
@@ -243,12 +147,7 @@ fn print_stats(stats: &Stats, wall: Duration, burst: u32) {
     );
     println!(
         "  by status            {:>8}",
-        stats
-            .requests_by_status
-            .iter()
-            .map(|(status, n)| format!("{status}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        tally(&stats.requests_by_status)
     );
     println!("  429s received        {:>8}", stats.rate_limited);
     println!(
@@ -263,27 +162,7 @@ fn print_stats(stats: &Stats, wall: Duration, burst: u32) {
         100.0 * secs / floor.max(f64::EPSILON)
     );
     println!("  max in flight        {:>8}", stats.max_in_flight);
-    println!(
-        "  fields executed      {}",
-        stats
-            .fields
-            .iter()
-            .map(|(field, n)| format!("{field} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-}
-
-/// The engine as `pluvo-sync sync` builds it, from the config file.
-async fn build_engine(config: &Path) -> anyhow::Result<Engine> {
-    let raw = pluvo_sync::settings::load(Some(config), Some(Default::default()))?;
-    let settings = Arc::new(raw.resolve()?);
-    let pool = pluvo_sync::db::open(&settings.database).await?;
-    let clock: SharedClock = Arc::new(SystemClock);
-    let journal = Journal::new(pool, clock.clone());
-    let metrics = Arc::new(Metrics::new());
-    let client = PluvoClient::new(settings.pluvo.clone(), metrics.clone())?;
-    Ok(Engine::new(settings, journal, client, metrics, clock))
+    println!("  fields executed      {}", tally(&stats.fields));
 }
 
 async fn pluvo_sync_first_load(knobs: &Knobs) -> anyhow::Result<Row> {
@@ -305,61 +184,24 @@ async fn pluvo_sync_first_load(knobs: &Knobs) -> anyhow::Result<Row> {
         pluvo.rate_per_second, pluvo.burst, pluvo.batch_size, pluvo.concurrency
     );
 
-    let run_id = uuid::Uuid::new_v4().to_string();
-    let started = Instant::now();
-    let lease =
-        pluvo_sync::service::lease::Lease::for_runs(engine.journal().pool().clone(), engine.clock().clone())
-            .try_acquire(&run_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the run lease is held by another process"))?;
-    let report = engine
-        .run_once(
-            run_id.clone(),
-            Trigger::Cli,
-            RunOptions::default(),
-            CancellationToken::new(),
-            &lease,
-        )
-        .await;
-    lease.release().await?;
-    let wall = started.elapsed();
+    let (run_id, report, wall) = run_once(&engine).await;
     let stats = sim.stats();
 
     println!("  wall time            {:>8.1} s", wall.as_secs_f64());
     print_stats(&stats, wall, knobs.client_burst.min(BURST));
-    match engine.journal().run(&run_id).await? {
-        Some(run) => println!(
-            "  journal              status {}, ops planned {}, ok {}, failed {}, skipped {}",
-            run.status, run.ops_planned, run.ops_ok, run.ops_failed, run.ops_skipped
-        ),
-        None => println!("  journal              no run row for {run_id}"),
-    }
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     for op in engine.journal().operations_of_run(&run_id).await? {
         *kinds
             .entry(format!("{} {}", op.kind, op.status))
             .or_default() += 1;
     }
-    println!(
-        "  journal ops          {}",
-        kinds
-            .iter()
-            .map(|(kind, n)| format!("{kind} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for error in report.errors.iter().take(5) {
-        println!("  error: {error}");
-    }
+    println!("  journal ops          {}", tally(&kinds));
+    print_run(&engine, &run_id, &report).await?;
 
     // Convergence: every employee in Pluvo, with all four fields and all three groups.
     let state = sim.state();
     let with_ref = state.users.iter().filter(|u| u.ref_.is_some()).count();
-    let complete = state
-        .users
-        .iter()
-        .filter(|u| u.ref_.is_some() && u.categories.len() == 4 && u.groups.len() == 3)
-        .count();
+    let complete = complete_users(&state, 3);
     println!(
         "  converged            {with_ref} users with a ref ({complete} with 4 fields and 3 groups), expected {total}{}",
         if with_ref == total && complete == total {
@@ -477,11 +319,7 @@ async fn recipe_sample(knobs: &Knobs) -> anyhow::Result<[Row; 2]> {
         failed[0], failed[1], failed[2]
     );
     let state = sim.state();
-    let complete = state
-        .users
-        .iter()
-        .filter(|u| u.ref_.is_some() && u.categories.len() == 4 && u.groups.len() == 1)
-        .count();
+    let complete = complete_users(&state, 1);
     println!(
         "  converged            {complete} users with 4 fields and 1 group, expected {sample}"
     );

@@ -116,6 +116,9 @@ pub mod names {
     pub const PLUVO_RETRIES_TOTAL: &str = "pluvo_retries_total";
     /// Seconds spent waiting on the client-side rate limiter.
     pub const RATE_LIMITER_WAIT_SECONDS_TOTAL: &str = "pluvo_rate_limiter_wait_seconds_total";
+    /// Requests per second the client allows itself now: `pluvo.rate_per_second`, lowered while
+    /// Pluvo answers 429 and raised again slowly.
+    pub const PLUVO_EFFECTIVE_RATE: &str = "pluvo_request_rate_per_second";
     /// Source records rejected by mapping (bad email, missing ref, …).
     pub const REJECTED_RECORDS_TOTAL: &str = "pluvo_sync_rejected_records_total";
     /// Scheduled fires that did not start a run, by `reason` (busy, error).
@@ -129,7 +132,7 @@ pub mod names {
 /// Registers type and help text for every metric in [`names`], so `/metrics` explains itself.
 pub fn describe_all(metrics: &Metrics) {
     use names::*;
-    let all: [(&'static str, Kind, &'static str); 12] = [
+    let all: [(&'static str, Kind, &'static str); 13] = [
         (
             RUNS_TOTAL,
             Kind::Counter,
@@ -169,6 +172,11 @@ pub fn describe_all(metrics: &Metrics) {
             RATE_LIMITER_WAIT_SECONDS_TOTAL,
             Kind::Counter,
             "Seconds spent waiting on the client-side rate limiter.",
+        ),
+        (
+            PLUVO_EFFECTIVE_RATE,
+            Kind::Gauge,
+            "Requests per second the client allows itself: pluvo.rate_per_second, lowered while Pluvo answers 429.",
         ),
         (
             REJECTED_RECORDS_TOTAL,

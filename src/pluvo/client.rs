@@ -1,9 +1,10 @@
 //! [`PluvoClient`]: typed calls to Pluvo over one `execute` path.
 //!
 //! Every HTTP request, token requests included, goes through [`Inner::exchange`]: admitted by the
-//! [`Pacer`], timed, counted in metrics. [`Inner::run`] wraps attempts in the retry policy:
-//! transient failures (429, 5xx, timeouts, dropped connections) back off and try again up to
-//! `max_attempts`; a refused token (HTTP 401 or a GraphQL error whose code mentions "auth") is
+//! [`Pacer`], timed, counted in metrics, and its status reported back to the pacer (a 429 pauses
+//! and slows every task). [`Inner::run`] wraps attempts in the retry policy: transient failures
+//! (429, 5xx, timeouts, dropped connections) wait their `Retry-After` plus a jittered backoff and
+//! try again up to `max_attempts`; a refused token (HTTP 401 or a GraphQL error whose code mentions "auth") is
 //! renewed and the call repeated once, outside that budget; anything else fails at once. A
 //! client made with [`PluvoClient::with_cancel`] stops waiting (for the limiter, a pause or a
 //! backoff) as soon as its run is stopped, so shutdown never waits out a `Retry-After`. A client
@@ -178,6 +179,8 @@ impl PluvoClient {
             settings.rate_per_second,
             settings.burst,
             settings.concurrency,
+            // A 429 that does not say how long to wait pauses everyone for the backoff base.
+            settings.backoff_base,
             metrics.clone(),
         )?;
         Ok(Self {
@@ -711,29 +714,20 @@ impl Inner {
         }
     }
 
-    /// 429 and retryable 5xx: pause everyone when Pluvo said how long, and ask for a retry.
+    /// 429 and retryable 5xx ask for a retry. (The pacer has already heard the answer, and
+    /// paused everyone for its `Retry-After` and slowed down where it asked for that.)
     fn transient<T>(&self, reply: &Reply) -> Option<Step<T>> {
         match reply.status {
-            429 => {
-                // One 429 slows every task: without Retry-After, pause for the backoff base.
-                self.pacer
-                    .pause(reply.retry_after.unwrap_or(self.backoff.base));
-                Some(Step::Retry {
-                    error: PluvoError::RateLimited {
-                        retry_after: reply.retry_after,
-                    },
+            429 => Some(Step::Retry {
+                error: PluvoError::RateLimited {
                     retry_after: reply.retry_after,
-                })
-            }
-            status if is_retryable_status(status) => {
-                if let Some(pause) = reply.retry_after {
-                    self.pacer.pause(pause);
-                }
-                Some(Step::Retry {
-                    error: PluvoError::http(status, &reply.body),
-                    retry_after: reply.retry_after,
-                })
-            }
+                },
+                retry_after: reply.retry_after,
+            }),
+            status if is_retryable_status(status) => Some(Step::Retry {
+                error: PluvoError::http(status, &reply.body),
+                retry_after: reply.retry_after,
+            }),
             _ => None,
         }
     }
@@ -783,8 +777,9 @@ impl Inner {
                         };
                         return (Err(error), requests);
                     }
-                    let jitter = self.backoff.delay(failures, &mut rand::rng());
-                    let delay = jitter.max(retry_after.unwrap_or_default());
+                    let delay = self
+                        .backoff
+                        .retry_delay(failures, retry_after, &mut rand::rng());
                     self.metrics.inc(RETRIES, vec![]);
                     warn!(
                         operation,
@@ -819,10 +814,10 @@ impl Inner {
             if !cancel.may_send() {
                 return Err(PluvoError::Cancelled);
             }
-            let _permit = tokio::select! {
+            let admission = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Err(PluvoError::Cancelled),
-                permit = self.pacer.admit() => permit,
+                admission = self.pacer.admit() => admission,
             };
             if !cancel.may_send() {
                 return Err(PluvoError::Cancelled);
@@ -844,6 +839,8 @@ impl Inner {
                 self.metrics.inc(RATE_LIMITED, vec![]);
             }
             let retry_after = retry_after(response.headers());
+            // Before the body is read: the other tasks must stop (or may speed up) at once.
+            self.pacer.answered(&admission.ticket, status, retry_after);
             // A connection dropped mid-body is as transient as one dropped before the headers.
             let body = response.text().await.map_err(|e| transport_error(&e))?;
             debug!(status, elapsed_ms = elapsed_ms(started), "response");

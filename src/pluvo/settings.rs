@@ -194,7 +194,7 @@ impl PluvoSettings {
             ));
         }
 
-        // governor cannot represent a period below one nanosecond; far above any real limit.
+        // The pacer spaces requests by 1/rate; a million a second is far above any real limit.
         if !(self.rate_per_second.is_finite()
             && self.rate_per_second > 0.0
             && self.rate_per_second <= 1_000_000.0)

@@ -255,7 +255,7 @@ async fn a_429_with_retry_after_pauses_then_succeeds() {
         .expect(1)
         .mount(&server)
         .await;
-    let (client, metrics) = client_for(&server.uri(), json!({}));
+    let (client, metrics) = client_for(&server.uri(), json!({"rate_per_second": 10.0}));
     let started = Instant::now();
     let categories = client.user_categories().await.unwrap();
     assert!(
@@ -266,6 +266,9 @@ async fn a_429_with_retry_after_pauses_then_succeeds() {
     assert_eq!(categories[0].choices, ["Sales", "IT"]);
     assert_eq!(metrics.get("pluvo_rate_limited_total", vec![]), 1.0);
     assert_eq!(status(&metrics, "429"), 1.0);
+    // The 429 slowed the client down (to 70 %; the answered retry may have raised it a little).
+    let rate = metrics.get("pluvo_request_rate_per_second", vec![]);
+    assert!((7.0..7.1).contains(&rate), "rate in force: {rate}");
 }
 
 /// Stopping a run must not wait out Pluvo's `Retry-After`: the waiting call gives up at once,
