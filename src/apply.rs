@@ -770,7 +770,7 @@ impl UserFailure {
 impl From<PluvoError> for UserFailure {
     fn from(error: PluvoError) -> Self {
         Self {
-            email_taken: error.is_field_error() && error.code() == Some("EMAIL_TAKEN"),
+            email_taken: error.is_email_conflict(),
             status: status_of(&error),
             message: error.to_string(),
         }
