@@ -378,41 +378,6 @@ async fn faults_429_5xx_resets_and_lost_responses_still_converge() {
 }
 
 #[tokio::test]
-async fn expired_tokens_are_renewed_mid_run_in_both_error_styles() {
-    for mode in [
-        pluvo_sim::AuthErrorMode::Http401,
-        pluvo_sim::AuthErrorMode::Graphql,
-    ] {
-        let env = TestEnv::start_with(SimConfig {
-            seed: Seed::example(),
-            faults: Faults {
-                auth_error: mode,
-                ..Faults::default()
-            },
-            ..SimConfig::default()
-        })
-        .await;
-        assert_eq!(env.sync().await.status, RunStatus::Ok);
-        env.sim.expire_tokens();
-        let mut rows = staff();
-        rows[0].first = "Charlotte".to_owned();
-        env.write_export(&rows);
-        let report = env.sync().await;
-        assert_eq!(
-            report.status,
-            RunStatus::Ok,
-            "{mode:?}: {:?}",
-            report.errors
-        );
-        assert_eq!(
-            env.state().user("000123").unwrap().name,
-            "Charlotte Devries"
-        );
-        assert_eq!(env.stats().token_requests, 2, "{mode:?}");
-    }
-}
-
-#[tokio::test]
 async fn an_account_with_another_ref_is_never_taken_over() {
     let env = TestEnv::start().await;
     env.sim
