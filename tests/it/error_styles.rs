@@ -97,3 +97,27 @@ async fn expired_tokens_are_renewed_in_every_error_style() {
         }
     }
 }
+
+/// Pluvo refuses a value for everyone (the mapping sends text to a yes/no field) and nothing else
+/// needs doing: per-person refusals, whatever their wording, make the run `partial` (exit 3),
+/// not `failed`.
+#[tokio::test]
+async fn refused_values_make_a_run_partial_in_every_error_style() {
+    for style in STYLES {
+        let mut env = env_with(style, AuthErrorMode::Http401).await;
+        assert_eq!(env.sync().await.status, RunStatus::Ok, "{style:?}");
+        env.reconfigure(|t| {
+            t.replace(
+                "column = \"company_car\"\ntype = \"boolean\"",
+                "column = \"company_car\"\ntype = \"string\"",
+            )
+        })
+        .await;
+        let out = env.run_cli(&["sync", "--json"]).await;
+        out.assert_code(3);
+        let report = out.json();
+        assert_eq!(report["status"], "partial", "{style:?}: {report:#}");
+        assert_eq!(report["ops_ok"], 0, "{style:?}: {report:#}");
+        assert_eq!(report["ops_failed"], 6, "{style:?}: {report:#}");
+    }
+}

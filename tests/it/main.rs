@@ -5,5 +5,6 @@ mod error_styles;
 mod helpers;
 mod lifecycle;
 mod pluvo_client;
+mod run_status;
 mod service;
 mod sync_e2e;

@@ -488,7 +488,8 @@ async fn nobody_is_parked_for_an_address_an_outside_account_holds() {
     env.write_export(&rows);
 
     let report = env.sync().await;
-    assert_eq!(report.status, RunStatus::Failed, "every call failed");
+    // Both refused for their own data, nothing systemic: partial, not failed.
+    assert_eq!(report.status, RunStatus::Partial, "every call was refused");
     assert_eq!(report.ops_failed, 2, "{:?}", report.errors);
     let state = env.state();
     assert!(
