@@ -365,6 +365,9 @@ impl Engine {
         report.rows_rejected = mapped.rejected.len();
         report.summary = Some(plan.summary);
         report.withheld_archives = plan.withheld_archives.clone();
+        if let Err(error) = self.journal.planned(&run_id, &totals).await {
+            tracing::warn!(%error, "cannot record what the run planned");
+        }
         self.journal_rejected(&run_id, &mapped).await;
         tracing::info!(
             rows = rows_read,

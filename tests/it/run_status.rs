@@ -3,8 +3,136 @@
 #![allow(clippy::unwrap_used)]
 
 use pluvo_sim::{Faults, Seed, SimConfig};
+use pluvo_sync::engine::{RunOptions, RunStatus, Trigger};
+use tokio_util::sync::CancellationToken;
 
-use crate::helpers::TestEnv;
+use crate::helpers::{Spawned, TestEnv, staff, wait_until};
+use crate::service::{EXIT_WITHIN, one_call_at_a_time, sigterm_mid_run, slow_sim};
+
+/// Sends `signal` (e.g. "KILL") to a spawned process through `kill(1)`.
+async fn signal(process: &Spawned, signal: &str) {
+    let pid = process.child.id().expect("still running").to_string();
+    let status = tokio::process::Command::new("kill")
+        .args([format!("-{signal}"), pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The number of operations of `run_id` the journal holds with `status`.
+async fn journaled(env: &TestEnv, run_id: &str, status: &str) -> i64 {
+    env.journal()
+        .operations_of_run(run_id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|op| op.status == status)
+        .count() as i64
+}
+
+/// `kill -9` in the middle of a `sync`: the next run marks it aborted, counting the operations
+/// it journaled as acknowledged, not zero.
+#[tokio::test]
+async fn a_killed_run_is_closed_by_the_next_run_with_what_it_journaled() {
+    let (env, _) = one_call_at_a_time(200, 30).await;
+    let mut sync = Spawned::spawn(env.cli().arg("sync"));
+    wait_until(
+        "the run has journaled some acknowledged operations",
+        async || match env.journal().latest_run().await.unwrap() {
+            Some(run) => journaled(&env, &run.id, "ok").await >= 2,
+            None => false,
+        },
+    )
+    .await;
+    signal(&sync, "KILL").await;
+    let _ = tokio::time::timeout(EXIT_WITHIN, sync.child.wait()).await;
+    let killed = env.journal().latest_run().await.unwrap().unwrap();
+    assert_eq!(killed.status, "running", "nothing closed it yet");
+    assert_eq!(killed.ops_planned, 150, "the plan was recorded when made");
+
+    // The lease the killed process held must expire before the next run may start.
+    let mut faults = env.sim.faults();
+    faults.latency_ms = 0;
+    env.sim.set_faults(faults);
+    env.run_cli(&["sync", "--wait"]).await.assert_code(0);
+
+    let closed = env.journal().run(&killed.id).await.unwrap().unwrap();
+    assert_eq!(closed.status, "aborted", "{closed:#?}");
+    let ok = journaled(&env, &killed.id, "ok").await;
+    assert!(ok >= 2, "{ok} journaled ok");
+    assert_eq!(closed.ops_ok, ok, "{closed:#?}");
+    assert_eq!(
+        closed.ops_failed,
+        journaled(&env, &killed.id, "failed").await
+    );
+    assert!(closed.finished_at.is_some());
+}
+
+/// SIGTERM while a call takes longer than the grace period: the service exits 0 and the run is
+/// journaled aborted, not left `running`.
+#[tokio::test]
+async fn a_run_outliving_the_grace_period_is_journaled_aborted_before_exit() {
+    // Every GraphQL request takes 15 s: far past the 5 s grace period.
+    let env = TestEnv::start_with(slow_sim(15_000)).await;
+    // The token request, then the first GraphQL request, now waiting out its latency.
+    let (run, logs) = sigterm_mid_run(&env, "the run has sent its first request", async || {
+        env.stats().requests_total >= 2
+    })
+    .await;
+    assert_eq!(run.status, "aborted", "{run:#?}\n{logs}");
+    assert!(run.finished_at.is_some());
+    assert!(
+        run.error_summary
+            .unwrap_or_default()
+            .contains("grace period"),
+        "{logs}"
+    );
+}
+
+/// The stop arrives while the run's last call is on the wire: that call finishes, nothing was
+/// left undone, so the run is `ok`, not `aborted`.
+#[tokio::test]
+async fn a_run_that_finished_its_work_before_the_stop_is_not_aborted() {
+    let env = TestEnv::start().await;
+    assert_eq!(env.sync().await.status, RunStatus::Ok);
+    let mut rows = staff();
+    rows[0].first = "Charlotte".to_owned();
+    env.write_export(&rows);
+    let mut faults = env.sim.faults();
+    faults.latency_ms = 1_500;
+    env.sim.set_faults(faults);
+    // The engine keeps its token, so the next request to arrive is the update itself.
+    let before = env.stats().requests_total;
+
+    let cancel = CancellationToken::new();
+    let run = {
+        let engine = env.engine().clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            engine
+                .run_once(
+                    uuid::Uuid::new_v4().to_string(),
+                    Trigger::Cli,
+                    RunOptions::default(),
+                    cancel,
+                )
+                .await
+        })
+    };
+    wait_until("the update is on the wire", async || {
+        env.stats().requests_total > before
+    })
+    .await;
+    cancel.cancel();
+    let report = run.await.unwrap();
+    assert_eq!(report.status, RunStatus::Ok, "{:?}", report.errors);
+    assert_eq!(report.ops_ok, 1);
+    assert_eq!(
+        env.state().user("000123").unwrap().name,
+        "Charlotte Devries"
+    );
+}
 
 /// A first load during which Pluvo answers every request with a 5xx: the plan meant six
 /// creates, but Pluvo acknowledged none, and the summary must say so.
