@@ -34,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{Email, EmployeeRef, GroupRef, Groups};
 use crate::journal::{Journal, OpStatus, OperationRecord};
 
-use crate::mapping::Categories;
+use crate::domain::CategoryRef;
+use crate::mapping::{Categories, CategoryValue};
 use crate::metrics::Metrics;
 use crate::plan::{CategoryChange, FieldChange, ManagedGroups, NewUser, Plan, UserChange};
 use crate::pluvo::{
@@ -142,6 +143,34 @@ async fn next_started<T, S: futures::Stream<Item = Option<T>> + Unpin>(
     None
 }
 
+/// The options of each choice category Pluvo has, as read at the start of the run
+/// (`extraCategories`). A choice value Pluvo lacks would fail the person's whole custom-field
+/// call, so such a value is held back and journaled, and the person's other fields are sent.
+#[derive(Debug, Clone, Default)]
+pub struct ChoiceOptions(BTreeMap<String, BTreeSet<String>>);
+
+impl ChoiceOptions {
+    /// From Pluvo's categories: the choice categories with a ref, and their options.
+    pub fn from_remote(categories: &[crate::pluvo::RemoteCategory]) -> Self {
+        Self(
+            categories
+                .iter()
+                .filter(|c| c.category_type.eq_ignore_ascii_case("CHOICE"))
+                .filter_map(|c| Some((c.r#ref.clone()?, c.choices.iter().cloned().collect())))
+                .collect(),
+        )
+    }
+
+    /// Whether Pluvo is known to lack `value` for `category`. A category Pluvo does not list
+    /// as a choice category is not judged here: Pluvo itself answers for it.
+    fn lacks(&self, category: &CategoryRef, value: &CategoryValue) -> bool {
+        match (self.0.get(category.as_str()), value) {
+            (Some(options), CategoryValue::Choice(option)) => !options.contains(option),
+            _ => false,
+        }
+    }
+}
+
 /// Everything [`Applier::apply`] needs besides the plan.
 pub struct Applier<'a> {
     pub client: &'a PluvoClient,
@@ -152,6 +181,8 @@ pub struct Applier<'a> {
     pub run_id: &'a str,
     pub cancel: CancellationToken,
     pub progress: ProgressBar,
+    /// Pluvo's choice options, if they could be read this run.
+    pub choices: Option<&'a ChoiceOptions>,
 }
 
 impl Applier<'_> {
@@ -558,6 +589,7 @@ impl Applier<'_> {
             outcome,
         )
         .await;
+        let ready = self.hold_unknown_options(ready, outcome).await;
 
         let chunks: Vec<_> = ready.chunks(self.client.batch_size().max(1)).collect();
         let calls: Vec<BoxFuture<'_, _>> = chunks
@@ -618,6 +650,59 @@ impl Applier<'_> {
             }
             self.commit(&ops, &acked, snapshot, outcome).await;
         }
+    }
+
+    /// Takes out of each person's custom-field changes the choice values Pluvo has no option
+    /// for, journaling each as a failure that names the field and the value; returns the rest
+    /// (people left with nothing to send are dropped). Their snapshot keeps the old value, so
+    /// the next run tries the value again, and succeeds once the option exists in Pluvo.
+    async fn hold_unknown_options<'p>(
+        &self,
+        ready: Vec<(&'p EmployeeRef, &'p Vec<CategoryChange>)>,
+        outcome: &mut ApplyOutcome,
+    ) -> Vec<(&'p EmployeeRef, Vec<&'p CategoryChange>)> {
+        let mut held = Vec::new();
+        let mut sendable = Vec::with_capacity(ready.len());
+        for (employee_ref, changes) in ready {
+            let (bad, good): (Vec<&CategoryChange>, Vec<&CategoryChange>) =
+                changes.iter().partition(|c| {
+                    self.choices
+                        .is_some_and(|known| known.lacks(&c.category, &c.after))
+                });
+            for change in bad {
+                let value = match &change.after {
+                    CategoryValue::Choice(option) => option.as_str(),
+                    _ => "",
+                };
+                held.push(OperationRecord {
+                    employee_ref: Some(employee_ref.to_string()),
+                    kind: "categories",
+                    target: Some(change.category.to_string()),
+                    changes: json!([{"field": change.category, "before": change.before, "after": change.after}]),
+                    status: OpStatus::Failed,
+                    attempts: 0,
+                    error: Some(format!(
+                        "not sent: Pluvo's custom field '{}' has no option '{value}'; add the option \
+                         in Pluvo (or correct the value in the HR system); this person's other \
+                         fields were sent",
+                        change.category
+                    )),
+                    duration_ms: 0,
+                });
+            }
+            if !good.is_empty() {
+                sendable.push((employee_ref, good));
+            }
+        }
+        if !held.is_empty() {
+            tracing::warn!(
+                values = held.len(),
+                "choice values Pluvo has no option for were not sent; they are in the journal"
+            );
+            let mut unchanged = Snapshot::new();
+            self.commit(&held, &[], &mut unchanged, outcome).await;
+        }
+        sendable
     }
 
     async fn memberships_phase(

@@ -131,7 +131,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{Acknowledged, Applier};
+use crate::apply::{Acknowledged, Applier, ChoiceOptions};
 use crate::clock::SharedClock;
 use crate::journal::{Journal, OpStatus, OperationRecord, RunTotals};
 use crate::mapping::Mapped;
@@ -404,6 +404,7 @@ impl Engine {
         };
         // Stopping must not wait out a Retry-After pause or a backoff sleep of a call in flight.
         let client = self.client.with_cancel(cancel.clone());
+        let choices = self.choice_options(&client, &plan).await;
         let applier = Applier {
             client: &client,
             managed: &self.settings.mapping,
@@ -412,6 +413,7 @@ impl Engine {
             run_id: &run_id,
             cancel,
             progress,
+            choices: choices.as_ref(),
         };
         let outcome = applier.apply(&plan, &mut snapshot).await;
         report.ops_ok = outcome.ok;
@@ -454,6 +456,21 @@ impl Engine {
             );
         }
         self.finish(report, totals, started).await
+    }
+
+    /// Pluvo's choice options, read once per run when the plan sets a custom field; without
+    /// them (Pluvo could not say) every value is sent and Pluvo judges it.
+    async fn choice_options(&self, client: &PluvoClient, plan: &Plan) -> Option<ChoiceOptions> {
+        if plan.people.iter().all(|p| p.categories.is_empty()) {
+            return None;
+        }
+        match client.user_categories().await {
+            Ok(categories) => Some(ChoiceOptions::from_remote(&categories)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read Pluvo's custom fields; every value is sent as it is");
+                None
+            }
+        }
     }
 
     /// Rejected records go into the journal so an auditor sees every skipped row and why.

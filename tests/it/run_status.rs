@@ -164,3 +164,52 @@ async fn a_failed_runs_summary_counts_only_what_pluvo_acknowledged() {
     );
     assert_eq!(report["acknowledged"]["created"], 0, "{report:#}");
 }
+
+/// HR gives someone a contract type Pluvo has no option for, and a new department in the same
+/// run: only the unknown option is held back (journaled with the field and the value), the
+/// department is set, and the next run sends nothing for the held value until Pluvo has it.
+#[tokio::test]
+async fn an_unknown_choice_option_holds_back_only_that_value() {
+    let env = TestEnv::start().await;
+    assert_eq!(env.sync().await.status, RunStatus::Ok);
+    let mut rows = staff();
+    rows[0].contract = "Freelance".to_owned();
+    rows[0].department = "Finance".to_owned();
+    env.write_export(&rows);
+
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Partial, "{:?}", report.errors);
+    let state = env.state();
+    let user = state.user("000123").unwrap();
+    assert_eq!(user.categories["department"], serde_json::json!("Finance"));
+    assert_eq!(
+        user.categories["contract_type"],
+        serde_json::json!(["Permanent"]),
+        "the unknown option was not sent"
+    );
+    let ops = env.journal().operations_of_person("000123").await.unwrap();
+    let held = ops
+        .iter()
+        .find(|op| op.status == "failed")
+        .unwrap_or_else(|| panic!("{ops:#?}"));
+    assert_eq!(held.target.as_deref(), Some("contract_type"));
+    let error = held.error.as_deref().unwrap();
+    assert!(
+        error.contains("contract_type") && error.contains("Freelance"),
+        "{error}"
+    );
+
+    // The next run retries only that value, and Pluvo is not asked to set it again.
+    let sent = |env: &TestEnv| {
+        env.stats()
+            .fields
+            .get("updateExtraCategoryValues")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = sent(&env);
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Partial);
+    assert_eq!(report.summary.unwrap().operations, 1);
+    assert_eq!(sent(&env), before);
+}
