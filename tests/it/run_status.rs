@@ -213,3 +213,44 @@ async fn an_unknown_choice_option_holds_back_only_that_value() {
     assert_eq!(report.summary.unwrap().operations, 1);
     assert_eq!(sent(&env), before);
 }
+
+/// One employee whose address belongs to an outside account, night after night, while nothing
+/// else changes: every run is `partial`, so `/readyz` keeps saying the service is ready.
+#[tokio::test]
+async fn quiet_nights_with_one_unresolved_conflict_keep_the_service_ready() {
+    let env = TestEnv::start().await;
+    env.add_outside_account_for_thijs();
+    for night in 0..4 {
+        let report = env.sync().await;
+        assert_eq!(
+            report.status,
+            RunStatus::Partial,
+            "night {night}: {:?}",
+            report.errors
+        );
+    }
+
+    let pool = env.journal().pool().clone();
+    let config = pluvo_sync::server::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        trigger_token: "t".to_owned().into(),
+        ready_window: 3,
+    };
+    let engine: std::sync::Arc<dyn pluvo_sync::scheduler::Launcher> =
+        std::sync::Arc::new(env.engine().clone());
+    let state = pluvo_sync::server::AppState::new(
+        &config,
+        pool.clone(),
+        pluvo_sync::scheduler::Runs::new(engine),
+        pluvo_sync::lease::Lease::for_runs(pool, env.engine().clock().clone()),
+        env.metrics.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(pluvo_sync::server::serve(listener, state, stop.clone()));
+    let response = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    stop.cancel();
+    let _ = server.await;
+}

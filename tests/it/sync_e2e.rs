@@ -380,14 +380,7 @@ async fn faults_429_5xx_resets_and_lost_responses_still_converge() {
 #[tokio::test]
 async fn an_account_with_another_ref_is_never_taken_over() {
     let env = TestEnv::start().await;
-    env.sim
-        .add_users(vec![pluvo_sim::SeedUser {
-            ref_: Some("OTHER-1".to_owned()),
-            email: "thijs.berg@example.com".to_owned(),
-            name: "Someone Else".to_owned(),
-            ..Default::default()
-        }])
-        .unwrap();
+    env.add_outside_account_for_thijs();
 
     let report = env.sync().await;
     assert_eq!(report.status, RunStatus::Partial);
