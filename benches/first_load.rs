@@ -40,8 +40,8 @@ use common::{
     export_csv, people, print_run, run_once, tally,
 };
 use pluvo_sim::{Faults, Seed, SimConfig, SimHandle, Stats};
-use pluvo_sync::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
 use pluvo_sync::domain::CategoryValue;
+use pluvo_sync::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
 use pluvo_sync::metrics::Metrics;
 use pluvo_sync::pluvo::{
     CategoryUpdate, PluvoClient, PluvoSettings, Selector, UserFields, UserUpsert,

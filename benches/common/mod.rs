@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use pluvo_sync::clock::{SharedClock, SystemClock};
-use pluvo_sync::sync::engine::{Engine, RunOptions, RunReport};
 use pluvo_sync::domain::Trigger;
-use pluvo_sync::sync::journal::Journal;
 use pluvo_sync::metrics::Metrics;
-use pluvo_sync::service::lease::Lease;
 use pluvo_sync::pluvo::PluvoClient;
+use pluvo_sync::service::lease::Lease;
+use pluvo_sync::sync::engine::{Engine, RunOptions, RunReport};
+use pluvo_sync::sync::journal::Journal;
 use tokio_util::sync::CancellationToken;
 
 /// The mapping the engine tests use too: the export's columns onto the example tenant.

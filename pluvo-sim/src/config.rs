@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::seed::Seed;
+use crate::style::ErrorStyle;
 
 /// How an expired or unknown token is answered on `/graphql/`.
 ///
@@ -93,6 +94,10 @@ pub struct Faults {
     /// How an invalid or expired token is answered.
     #[arg(long, value_enum, default_value_t = Faults::default().auth_error)]
     pub auth_error: AuthErrorMode,
+    /// How errors are worded: this simulator's codes, Django/graphene's or Apollo's.
+    #[arg(long, value_enum, default_value_t = Faults::default().error_style)]
+    #[serde(default)]
+    pub error_style: ErrorStyle,
     /// Probability of a 500/502/503 answer before execution.
     #[arg(long, default_value_t = Faults::default().fault_5xx)]
     pub fault_5xx: f64,
@@ -121,6 +126,7 @@ impl Default for Faults {
             latency_ms: 0,
             token_ttl: 86_400,
             auth_error: AuthErrorMode::Http401,
+            error_style: ErrorStyle::Sim,
             fault_5xx: 0.0,
             fault_reset: 0.0,
             fault_after_commit: 0.0,

@@ -27,6 +27,7 @@ use crate::state::{
     ApiError, CategoryValue, ErrorCode, GroupSelector, State, UpsertSelector, UserFilter,
     UserInput, UserKey, UserSelector, ValueInput, exactly_one,
 };
+use crate::style::ErrorStyle;
 
 /// The vendored SDL, compiled in.
 pub const SDL: &str = include_str!("../../schema/pluvo.graphql");
@@ -162,8 +163,8 @@ pub fn estimated_nodes(
 /// A document that ran (possibly with field errors).
 #[derive(Debug)]
 pub struct Executed {
-    /// The JSON response body.
-    pub body: Vec<u8>,
+    /// The response; [`Executed::body`] words its errors.
+    pub response: ExecutionResponse,
     /// Root field names executed, in order.
     pub fields: Vec<String>,
     pub invitations: u64,
@@ -216,24 +217,40 @@ pub fn execute(
     *state = ctx.state.into_inner();
     let response = result.map_err(|e| vec![e.to_graphql_error(&doc.sources)])?;
     Ok(Executed {
-        body: finish(response),
+        response,
         fields: ctx.fields.into_inner(),
         invitations: ctx.invitations.get(),
     })
 }
 
-/// Serialises a response, moving error codes from messages into `extensions.code`.
-fn finish(mut response: ExecutionResponse) -> Vec<u8> {
+impl Executed {
+    /// The JSON response body, its errors worded in `style`.
+    pub fn body(self, style: ErrorStyle) -> Vec<u8> {
+        finish(self.response, style)
+    }
+}
+
+/// Serialises a response, moving error codes from messages into `extensions` worded as `style`
+/// words them.
+fn finish(mut response: ExecutionResponse, style: ErrorStyle) -> Vec<u8> {
     for error in &mut response.errors {
         if let Some((message, code)) = error.message.split_once(CODE_SEP) {
             // apollo-compiler prefixes resolver messages; Pluvo's messages have no such prefix.
-            let message = message
-                .strip_prefix(RESOLVER_PREFIX)
-                .unwrap_or(message)
-                .to_owned();
-            error
-                .extensions
-                .insert("code", JsonValue::from(code.to_owned()));
+            let message = message.strip_prefix(RESOLVER_PREFIX).unwrap_or(message);
+            let (message, extensions) = match ErrorCode::parse(code) {
+                Some(code) => style.field_error(code, message),
+                None => (
+                    message.to_owned(),
+                    Some(serde_json::json!({ "code": code })),
+                ),
+            };
+            if let Some(serde_json::Value::Object(extensions)) = extensions {
+                for (key, value) in extensions {
+                    if let Ok(value) = serde_json::from_value::<JsonValue>(value) {
+                        error.extensions.insert(key.as_str(), value);
+                    }
+                }
+            }
             error.message = message;
         }
     }

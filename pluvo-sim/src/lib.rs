@@ -19,10 +19,12 @@ pub mod seed;
 mod server;
 mod state;
 pub mod stats;
+pub mod style;
 pub mod view;
 
 pub use config::{AuthErrorMode, Faults, SimConfig};
 pub use seed::{CategoryType, Seed, SeedCategory, SeedError, SeedGroup, SeedUser};
 pub use server::{AUTH_ERROR_CODE, MAX_BODY, SimHandle, start};
 pub use stats::Stats;
+pub use style::ErrorStyle;
 pub use view::{StateView, UserView};

@@ -253,17 +253,17 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
             AuthErrorMode::Graphql => false,
             AuthErrorMode::Mixed => lock(&shared.faults).coin(),
         };
-        let message = "Authentication credentials were not provided or have expired";
+        let body =
+            serde_json::to_vec(&knobs.error_style.token_refusal(as_http)).unwrap_or_default();
         return if as_http {
-            let mut response =
-                error_response(StatusCode::UNAUTHORIZED, message, Some(AUTH_ERROR_CODE));
+            let mut response = json_response(StatusCode::UNAUTHORIZED, body);
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
             response
         } else {
-            error_response(StatusCode::OK, message, Some(AUTH_ERROR_CODE))
+            json_response(StatusCode::OK, body)
         };
     };
 
@@ -388,7 +388,7 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
             delay,
         )
     };
-    let executed = match executed {
+    let mut executed = match executed {
         Ok(executed) => executed,
         Err(errors) => return json_response(StatusCode::BAD_REQUEST, graphql::errors_body(errors)),
     };
@@ -399,12 +399,12 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
         }
         stats.invitations += executed.invitations;
     }
-    track.fields = executed.fields;
+    track.fields = std::mem::take(&mut executed.fields);
     if is_mutation && draw.after_commit {
         track.fault("after_commit");
         return drop_connection(kill).await;
     }
-    json_response(StatusCode::OK, executed.body)
+    json_response(StatusCode::OK, executed.body(knobs.error_style))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -37,6 +37,18 @@ impl ErrorCode {
             Self::BadUserInput => "BAD_USER_INPUT",
         }
     }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            Self::EmailTaken,
+            Self::RefTaken,
+            Self::InvalidEmail,
+            Self::NotFound,
+            Self::BadUserInput,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == code)
+    }
 }
 
 /// A rule violation: becomes a GraphQL field error on the root field that caused it.

@@ -4,8 +4,8 @@
 
 use super::{Cli, Context, Exit};
 use crate::db::Access;
-use crate::sync::journal::{Journal, OperationRow, RunRow};
 use crate::sync::journal::retention::MIN_DAYS_WITHOUT_CONFIRMATION;
+use crate::sync::journal::{Journal, OperationRow, RunRow};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

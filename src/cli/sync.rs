@@ -98,15 +98,16 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     if args.json {
         super::print_json(&report);
     } else {
-        let summary = report.summary.unwrap_or_default();
+        // What Pluvo acknowledged, not what was planned: a failed run created nobody.
+        let done = report.acknowledged;
         outln!(
             "run {} {}: {} created, {} updated, {} archived, {} unarchived; {} operations ok, {} failed, {} skipped; {} records rejected",
             report.run_id,
             report.status,
-            summary.create,
-            summary.update,
-            summary.archive,
-            summary.unarchive,
+            done.created,
+            done.updated,
+            done.archived,
+            done.unarchived,
             report.ops_ok,
             report.ops_failed,
             report.ops_skipped,

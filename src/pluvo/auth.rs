@@ -30,17 +30,55 @@ const REFUSAL_MEMORY: Duration = Duration::from_secs(60);
 pub(crate) struct Token {
     pub(crate) secret: SecretString,
     pub(crate) generation: u64,
+    pub(crate) grant: Grant,
 }
 
 /// A freshly issued token.
 pub(crate) struct Issued {
     pub(crate) secret: SecretString,
     pub(crate) ttl: Duration,
+    pub(crate) grant: Grant,
+}
+
+/// What the token response said about the scopes `pluvo.scope` asked for. Kept with the token,
+/// so that when Pluvo refuses it the error can say whether scope can be the cause.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum Grant {
+    /// The response listed every scope asked for.
+    All,
+    /// The response listed scopes, and these asked-for ones were not among them.
+    Missing(Vec<String>),
+    /// The response did not list scopes.
+    #[default]
+    Unstated,
+}
+
+/// The error for a token Pluvo refused again right after renewing it: says what is known (how
+/// Pluvo refused, and what the token response said about scopes) instead of guessing.
+pub(crate) fn refused_after_renewal(how: &str, grant: &Grant) -> PluvoError {
+    let advice = match grant {
+        Grant::Missing(missing) => format!(
+            "the token lacks scope(s) {} that pluvo.scope asks for: grant them to the API client \
+             in Pluvo, or remove them from pluvo.scope",
+            missing.join(" ")
+        ),
+        Grant::All => "the token carries every scope pluvo.scope asks for, so scope is not the \
+             cause: check in Pluvo that the API client is active and allowed to make this call, \
+             and that pluvo.url is the tenant that issued the token"
+            .to_owned(),
+        Grant::Unstated => "Pluvo did not say which scopes the token carries: check in Pluvo \
+             that the API client is active, holds the scopes in pluvo.scope and is allowed to \
+             make this call, and that pluvo.url is the tenant that issued the token"
+            .to_owned(),
+    };
+    PluvoError::Auth(format!(
+        "Pluvo refused a token it had just issued ({how}); {advice}"
+    ))
 }
 
 #[derive(Default)]
 struct State {
-    current: Option<(SecretString, Instant)>,
+    current: Option<(SecretString, Instant, Grant)>,
     generation: u64,
     refused: Option<(PluvoError, Instant)>,
 }
@@ -58,12 +96,13 @@ impl TokenCache {
     {
         let mut state = self.state.lock().await;
         let now = Instant::now();
-        if let Some((secret, renew_at)) = &state.current
+        if let Some((secret, renew_at, grant)) = &state.current
             && now < *renew_at
         {
             return Ok(Token {
                 secret: secret.clone(),
                 generation: state.generation,
+                grant: grant.clone(),
             });
         }
         if let Some((error, at)) = &state.refused
@@ -77,10 +116,15 @@ impl TokenCache {
                 state.generation += 1;
                 state.refused = None;
                 // Measured from before the request, so the margin only grows.
-                state.current = Some((issued.secret.clone(), now + renew_after(issued.ttl)));
+                state.current = Some((
+                    issued.secret.clone(),
+                    now + renew_after(issued.ttl),
+                    issued.grant.clone(),
+                ));
                 Ok(Token {
                     secret: issued.secret,
                     generation: state.generation,
+                    grant: issued.grant,
                 })
             }
             Err(error) => {
@@ -144,16 +188,22 @@ pub(crate) fn parse_token(
             excerpt(kind)
         )));
     }
-    let missing = match &parsed.scope {
+    let (missing, grant) = match &parsed.scope {
         Some(granted) => {
             let granted: Vec<&str> = granted.split_whitespace().collect();
-            requested_scope
+            let missing: Vec<String> = requested_scope
                 .split_whitespace()
                 .filter(|s| !granted.contains(s))
                 .map(str::to_owned)
-                .collect()
+                .collect();
+            let grant = if missing.is_empty() {
+                Grant::All
+            } else {
+                Grant::Missing(missing.clone())
+            };
+            (missing, grant)
         }
-        None => Vec::new(),
+        None => (Vec::new(), Grant::Unstated),
     };
     let ttl = parsed
         .expires_in
@@ -164,6 +214,7 @@ pub(crate) fn parse_token(
         Issued {
             secret: parsed.access_token,
             ttl,
+            grant,
         },
         missing,
     ))
@@ -228,8 +279,12 @@ mod tests {
         assert_eq!(issued.secret.expose_secret(), "t0k");
         assert_eq!(issued.ttl, Duration::from_secs(86400));
         assert_eq!(missing, ["users.write"]);
+        assert_eq!(issued.grant, Grant::Missing(vec!["users.write".into()]));
         let (issued, _) = parse_token(r#"{"access_token": "t"}"#, "x").unwrap();
         assert_eq!(issued.ttl, DEFAULT_TTL);
+        assert_eq!(issued.grant, Grant::Unstated);
+        let (issued, _) = parse_token(r#"{"access_token": "t", "scope": "b a"}"#, "a b").unwrap();
+        assert_eq!(issued.grant, Grant::All);
         assert!(matches!(
             parse_token("<html>", "x"),
             Err(PluvoError::Decode(_))
@@ -268,10 +323,27 @@ mod tests {
         ));
     }
 
+    /// A second refusal names scope as the cause only when the token response says a scope is
+    /// missing; otherwise it says what Pluvo answered and what else to check.
+    #[test]
+    fn a_refusal_after_renewal_says_what_is_known_about_scope() {
+        let how = "HTTP 401: Authentication credentials were not provided";
+        let text = |grant: Grant| refused_after_renewal(how, &grant).to_string();
+        let all = text(Grant::All);
+        assert!(all.contains(how), "{all}");
+        assert!(all.contains("scope is not the cause"), "{all}");
+        assert!(!all.contains("check that pluvo.scope is granted"), "{all}");
+        let missing = text(Grant::Missing(vec!["users.write".into()]));
+        assert!(missing.contains("lacks scope(s) users.write"), "{missing}");
+        let unstated = text(Grant::Unstated);
+        assert!(unstated.contains("did not say which scopes"), "{unstated}");
+    }
+
     fn issued(secret: &str) -> Result<Issued, PluvoError> {
         Ok(Issued {
             secret: SecretString::from(secret),
             ttl: Duration::from_secs(86400),
+            grant: Grant::Unstated,
         })
     }
 

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::PluvoError;
-use super::error::{GraphqlError, error_root, from_graphql};
+use super::error::{GraphqlError, Refusal, Signals, error_root, from_graphql};
 
 /// One argument of an aliased field.
 #[derive(Debug, Clone)]
@@ -208,11 +208,28 @@ pub(crate) fn split<T: DeserializeOwned>(
     let document_error = errors
         .iter()
         .find(|e| error_root(e).is_none_or(|root| !aliases.iter().any(|a| a == root)));
-    if let Some(error) = document_error {
-        let error = from_graphql(error);
+    if let Some(raw) = document_error {
+        let error = from_graphql(raw);
         // A path-less error is about the document even when it names a field's problem.
         let error = match error {
-            PluvoError::Field { code, message } => PluvoError::InvalidDocument { code, message },
+            PluvoError::Field { code, message, .. } => {
+                PluvoError::InvalidDocument { code, message }
+            }
+            other => other,
+        };
+        // Except that a document of one item refused for its taken address (some servers answer
+        // a conflict with HTTP 409 and no path) is that item's refusal: it can only be its own.
+        let error = match error {
+            PluvoError::InvalidDocument { code, message }
+                if aliases.len() == 1
+                    && Signals::of(raw, None).refusal() == Refusal::EmailTaken =>
+            {
+                PluvoError::Field {
+                    code,
+                    message,
+                    refusal: Refusal::EmailTaken,
+                }
+            }
             other => other,
         };
         return aliases.iter().map(|_| Err(error.clone())).collect();
@@ -328,7 +345,7 @@ mod tests {
         assert_eq!(results[0], Ok(N { n: 1 }));
         assert_eq!(results[2], Ok(N { n: 3 }));
         match &results[1] {
-            Err(PluvoError::Field { code, message }) => {
+            Err(PluvoError::Field { code, message, .. }) => {
                 assert_eq!(code.as_deref(), Some("EMAIL_TAKEN"));
                 assert_eq!(message, "taken; also bad");
             }

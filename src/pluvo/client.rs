@@ -24,10 +24,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use super::PluvoError;
-use super::auth::{Issued, Token, TokenCache, parse_token, token_refused};
+use super::auth::{
+    Grant, Issued, Token, TokenCache, parse_token, refused_after_renewal, token_refused,
+};
 use super::batch::{AliasedDocument, RawResponse, split};
 use super::documents;
-use super::error::{excerpt, from_graphql, is_auth_error, is_retryable_status};
+use super::error::{Refusal, excerpt, from_graphql, is_auth_error, is_retryable_status};
 use super::operations::{
     AddUsersToGroup, GroupMembersVariables, GroupsPage, GroupsPageVariables, PAGE_SIZE,
     RemoveUsersFromGroup, SetCategoryValuesPayload, UpsertUserPayload, UserByEmail,
@@ -129,6 +131,9 @@ enum Step<T> {
     Renew {
         generation: u64,
         answer: Option<T>,
+        /// How Pluvo refused it (status, message), for the error if renewal does not help.
+        how: String,
+        grant: Grant,
     },
     Fail(PluvoError),
 }
@@ -541,7 +546,8 @@ impl MembershipChange for RemoveUsersFromGroup {
     }
 }
 
-/// A lookup of a user who does not exist answers `null`, or (some servers) a NOT_FOUND error.
+/// A lookup of a user who does not exist answers `null`, or (some servers) an error saying so:
+/// `NOT_FOUND`, `DoesNotExist`, "User matching query does not exist.".
 fn not_found_as_none(
     result: Result<Option<UserNode>, PluvoError>,
 ) -> Result<Option<RemoteUser>, PluvoError> {
@@ -559,9 +565,7 @@ fn not_found_as_none(
                 .filter_map(|g| g.group_ref)
                 .collect(),
         })),
-        Err(PluvoError::Field {
-            code: Some(code), ..
-        }) if code == "NOT_FOUND" => Ok(None),
+        Err(error) if error.refusal() == Some(Refusal::NotFound) => Ok(None),
         Err(error) => Err(error),
     }
 }
@@ -638,32 +642,50 @@ impl Inner {
             Ok(reply) => reply,
             Err(error) => return Step::from_error(error),
         };
-        if reply.status == 401 {
-            return Step::Renew {
-                generation: token.generation,
-                answer: None,
-            };
-        }
         if let Some(step) = self.transient(&reply) {
             return step;
         }
         let parsed = serde_json::from_str::<RawResponse>(&reply.body)
             .ok()
             .filter(|r| r.data.is_some() || r.errors.is_some());
+        let refusal = parsed
+            .as_ref()
+            .and_then(|response| {
+                response
+                    .errors()
+                    .iter()
+                    .find(|e| is_auth_error(e, reply.status))
+                    .map(|e| excerpt(&e.message))
+            })
+            // Any 401, or a 403 whose (non-GraphQL) body speaks of authentication, as Django
+            // REST framework answers a missing or expired token.
+            .or_else(|| {
+                (reply.status == 401
+                    || (reply.status == 403
+                        && parsed.is_none()
+                        && body_mentions_authentication(&reply.body)))
+                .then(|| excerpt(&reply.body))
+            });
+        if let Some(message) = refusal {
+            let answered = matches!(reply.status, 200..=299);
+            return Step::Renew {
+                generation: token.generation,
+                answer: parsed.filter(|_| answered),
+                how: format!("HTTP {}: {message}", reply.status),
+                grant: token.grant,
+            };
+        }
         match (reply.status, parsed) {
-            (status, Some(response)) if response.errors().iter().any(is_auth_error) => {
-                Step::Renew {
-                    generation: token.generation,
-                    answer: matches!(status, 200..=299).then_some(response),
-                }
-            }
             (200..=299, Some(response)) => Step::Done(response),
             (200..=299, None) => Step::Fail(PluvoError::Decode(format!(
                 "{operation}: the answer is not a GraphQL response: {}",
                 excerpt(&reply.body)
             ))),
-            // Some servers answer a document that does not validate with 400 and an errors list.
-            (400 | 422, Some(response)) if !response.errors().is_empty() => Step::Done(response),
+            // Some servers answer a document that does not validate, or a conflict, with a 4xx and
+            // an errors list: the errors say what was refused, to be judged like any other.
+            (400 | 409 | 422, Some(response)) if !response.errors().is_empty() => {
+                Step::Done(response)
+            }
             (status, _) => Step::Fail(PluvoError::http(status, &reply.body)),
         }
     }
@@ -754,15 +776,17 @@ impl Inner {
             match attempt(requests).await {
                 Step::Done(value) => return (Ok(value), requests),
                 Step::Fail(error) => return (Err(error), requests),
-                Step::Renew { generation, answer } => {
+                Step::Renew {
+                    generation,
+                    answer,
+                    how,
+                    grant,
+                } => {
                     if renewals >= MAX_RENEWALS {
                         if let Some(answer) = answer {
                             return (Ok(answer), requests);
                         }
-                        let error = PluvoError::Auth(
-                            "Pluvo refused a freshly issued token; check that pluvo.scope is granted to the API client".into(),
-                        );
-                        return (Err(error), requests);
+                        return (Err(refused_after_renewal(&how, &grant)), requests);
                     }
                     renewals += 1;
                     debug!(operation, "token refused, renewing it");
@@ -853,6 +877,15 @@ impl Inner {
         .instrument(span)
         .await
     }
+}
+
+/// Whether a non-GraphQL error body speaks of authentication (e.g. Django REST framework's
+/// `{"detail": "Authentication credentials were not provided."}` with HTTP 403).
+fn body_mentions_authentication(body: &str) -> bool {
+    let body = body.to_lowercase();
+    ["authenticat", "token", "credentials"]
+        .iter()
+        .any(|word| body.contains(word))
 }
 
 fn elapsed_ms(started: Instant) -> u64 {

@@ -5,8 +5,10 @@
 //! one [`Runs`], until SIGTERM or SIGINT. **Shutdown** goes in this order:
 //! 1. stop scheduling: no new fire starts a run, and `POST /v1/sync` answers 503;
 //! 2. cancel the runs in flight and wait up to the grace period (`shutdown_grace_secs`, default
-//!    10 s) while their requests to Pluvo finish; each run journals itself `aborted`, and the
-//!    next run does what remained;
+//!    10 s) while their requests to Pluvo finish; each run journals itself (`aborted` if the
+//!    stop kept work from being done), and the next run does what remained. A run still going
+//!    when the grace period ends is journaled `aborted` by the daemon, with the counts of the
+//!    operations it journaled, before the process exits;
 //! 3. stop the listener, which still answered `/healthz` and `/metrics` during the grace period;
 //! 4. return `Ok`, so the process exits 0.
 
@@ -196,6 +198,15 @@ impl Started {
                 "a run did not finish within the shutdown grace period; its lease expires on its \
                  own and the next run completes what remained"
             );
+            // The process exits with the run unfinished: close it in the journal now, or it
+            // would read `running` until the next run.
+            let journal =
+                crate::sync::journal::Journal::new(daemon.pool.clone(), daemon.clock.clone());
+            for run_id in &report.unfinished {
+                if let Err(error) = journal.close_abandoned_run(run_id).await {
+                    tracing::error!(%run_id, %error, "cannot record the run as aborted");
+                }
+            }
         } else {
             tracing::info!(runs_stopped = report.finished, "runs stopped");
         }

@@ -83,6 +83,8 @@ pub struct Runs {
     launcher: Arc<dyn Launcher>,
     cancel: CancellationToken,
     in_flight: Arc<Mutex<JoinSet<()>>>,
+    /// Ids of the runs in flight, so that shutdown can close in the journal any it gives up on.
+    running: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for Runs {
@@ -100,6 +102,8 @@ pub struct StopReport {
     pub finished: usize,
     /// True when the grace period ran out with runs still in flight.
     pub timed_out: bool,
+    /// The runs still in flight when it did.
+    pub unfinished: Vec<String>,
 }
 
 impl Runs {
@@ -108,6 +112,7 @@ impl Runs {
             launcher,
             cancel: CancellationToken::new(),
             in_flight: Arc::new(Mutex::new(JoinSet::new())),
+            running: Arc::default(),
         }
     }
 
@@ -121,11 +126,21 @@ impl Runs {
             .launch(trigger, self.cancel.child_token())
             .await?;
         let id = run_id.clone();
+        let running = self.running.clone();
+        running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
         self.in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .spawn(async move {
-                match done.await {
+                let ended = done.await;
+                running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                match ended {
                     Ok(status) => tracing::info!(run_id = %id, %trigger, %status, "run finished"),
                     Err(error) => {
                         tracing::error!(run_id = %id, %trigger, %error, "run task ended abnormally")
@@ -152,9 +167,17 @@ impl Runs {
             }
         })
         .await;
+        let unfinished = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         StopReport {
             finished,
             timed_out: all_done.is_err(),
+            unfinished,
         }
     }
 }
@@ -654,7 +677,8 @@ mod tests {
             report,
             StopReport {
                 finished: 1,
-                timed_out: false
+                timed_out: false,
+                unfinished: Vec::new(),
             }
         );
         assert_eq!(launcher.aborted.load(Ordering::SeqCst), 1);
@@ -695,6 +719,7 @@ mod tests {
         let report = runs.stop(Duration::from_millis(100)).await;
         assert!(report.timed_out);
         assert_eq!(report.finished, 0);
+        assert_eq!(report.unfinished, ["stubborn"]);
         assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{Email, EmployeeRef, GroupRef, Groups, OpKind, OpStatus};
 use crate::sync::journal::{Journal, OperationRecord};
 
-use crate::domain::Categories;
+use crate::domain::{Categories, CategoryRef, CategoryValue};
 use crate::metrics::Metrics;
 use crate::pluvo::{
     Batch, CategoryUpdate, PluvoClient, PluvoError, Selector, UpsertedUser, UserFields, UserUpsert,
@@ -50,19 +50,63 @@ pub const MEMBERSHIP_BATCH: usize = 100;
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOutcome {
     pub ok: u64,
+    /// Every failed operation: refused by Pluvo, or not delivered.
     pub failed: u64,
+    /// Of `failed`, those that failed for a reason that is not the item's own: transport,
+    /// credentials, the schema, the journal. Only these can make a run `failed`.
+    pub systemic: u64,
     pub skipped: u64,
     /// The first few failures, for the run's error summary.
     pub errors: Vec<String>,
+    /// The stop came while work remained: some call was not sent, or not repeated, because of
+    /// it. A stop after the last call leaves this false: the run did all it had to.
     pub aborted: bool,
+    /// What Pluvo acknowledged, by kind of user operation.
+    pub acknowledged: Acknowledged,
+}
+
+/// User operations Pluvo acknowledged in a run: what a summary may call "created" or "archived".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Acknowledged {
+    /// New accounts, and existing accounts adopted for a new employee.
+    pub created: u64,
+    pub updated: u64,
+    pub archived: u64,
+    pub unarchived: u64,
 }
 
 impl ApplyOutcome {
     const MAX_ERRORS: usize = 20;
 
+    /// The status of an operation that ended with `error`, counting why: a stop leaves it
+    /// skipped (and the run interrupted), a refusal of the item is the item's failure, anything
+    /// else is systemic.
+    fn failure(&mut self, error: &PluvoError) -> OpStatus {
+        match error {
+            PluvoError::Cancelled => {
+                self.aborted = true;
+                OpStatus::Skipped
+            }
+            error if error.is_refusal() => OpStatus::Failed,
+            _ => {
+                self.systemic += 1;
+                OpStatus::Failed
+            }
+        }
+    }
+
     fn count(&mut self, op: &OperationRecord) {
         match op.status {
-            OpStatus::Ok => self.ok += 1,
+            OpStatus::Ok => {
+                self.ok += 1;
+                match op.kind {
+                    OpKind::Create | OpKind::Adopt => self.acknowledged.created += 1,
+                    OpKind::Update => self.acknowledged.updated += 1,
+                    OpKind::Archive => self.acknowledged.archived += 1,
+                    OpKind::Unarchive => self.acknowledged.unarchived += 1,
+                    _ => {}
+                }
+            }
             OpStatus::Failed => {
                 self.failed += 1;
                 if self.errors.len() < Self::MAX_ERRORS {
@@ -83,16 +127,47 @@ impl ApplyOutcome {
     }
 }
 
-/// The next call that was actually made, skipping those that shutdown stopped from starting.
+/// The next call that was actually made, skipping those that shutdown stopped from starting
+/// (and noting in `aborted` that there were such calls).
 async fn next_started<T, S: futures::Stream<Item = Option<T>> + Unpin>(
     results: &mut S,
+    aborted: &mut bool,
 ) -> Option<T> {
     while let Some(item) = results.next().await {
         if item.is_some() {
             return item;
         }
+        *aborted = true;
     }
     None
+}
+
+/// The options of each choice category Pluvo has, as read at the start of the run
+/// (`extraCategories`). A choice value Pluvo lacks would fail the person's whole custom-field
+/// call, so such a value is held back and journaled, and the person's other fields are sent.
+#[derive(Debug, Clone, Default)]
+pub struct ChoiceOptions(BTreeMap<String, BTreeSet<String>>);
+
+impl ChoiceOptions {
+    /// From Pluvo's categories: the choice categories with a ref, and their options.
+    pub fn from_remote(categories: &[crate::pluvo::RemoteCategory]) -> Self {
+        Self(
+            categories
+                .iter()
+                .filter(|c| c.category_type.eq_ignore_ascii_case("CHOICE"))
+                .filter_map(|c| Some((c.r#ref.clone()?, c.choices.iter().cloned().collect())))
+                .collect(),
+        )
+    }
+
+    /// Whether Pluvo is known to lack `value` for `category`. A category Pluvo does not list
+    /// as a choice category is not judged here: Pluvo itself answers for it.
+    fn lacks(&self, category: &CategoryRef, value: &CategoryValue) -> bool {
+        match (self.0.get(category.as_str()), value) {
+            (Some(options), CategoryValue::Choice(option)) => !options.contains(option),
+            _ => false,
+        }
+    }
 }
 
 /// Everything [`Applier::apply`] needs besides the plan.
@@ -105,6 +180,8 @@ pub struct Applier<'a> {
     pub run_id: &'a str,
     pub cancel: CancellationToken,
     pub progress: ProgressBar,
+    /// Pluvo's choice options, if they could be read this run.
+    pub choices: Option<&'a ChoiceOptions>,
 }
 
 impl Applier<'_> {
@@ -122,9 +199,6 @@ impl Applier<'_> {
         self.memberships_phase(plan, snapshot, &blocked, &stale, &mut outcome)
             .await;
 
-        if self.cancel.is_cancelled() {
-            outcome.aborted = true;
-        }
         self.progress.finish_and_clear();
         outcome
     }
@@ -168,9 +242,7 @@ impl Applier<'_> {
                     for ((employee_ref, change), result) in chunk.iter().zip(items) {
                         results.push(match (result, change) {
                             (Err(error), UserChange::Create { user }) if error.is_field_error() => {
-                                self.adopt(employee_ref, user, error, adopted)
-                                    .await
-                                    .map_err(UserFailure::other)
+                                self.adopt(employee_ref, user, error, adopted).await
                             }
                             (result, _) => result
                                 .map(|user| (user, change.kind()))
@@ -184,7 +256,9 @@ impl Applier<'_> {
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
         let mut conflicts: Vec<EmailConflict<'_>> = Vec::new();
-        while let Some((chunk, attempts, elapsed, items)) = next_started(&mut results).await {
+        while let Some((chunk, attempts, elapsed, items)) =
+            next_started(&mut results, &mut outcome.aborted).await
+        {
             let mut ops = Vec::with_capacity(chunk.len());
             let mut acked = Vec::new();
             for ((employee_ref, change), result) in chunk.iter().zip(items) {
@@ -225,12 +299,15 @@ impl Applier<'_> {
                                 email,
                                 op,
                                 error: failure.message,
+                                systemic: false,
                             });
                             continue;
                         }
                         _ => {
                             op.status = failure.status;
                             op.error = Some(failure.message);
+                            outcome.systemic += u64::from(failure.systemic);
+                            outcome.aborted |= failure.status == OpStatus::Skipped;
                             blocked.insert((*employee_ref).clone());
                         }
                     },
@@ -284,6 +361,8 @@ impl Applier<'_> {
                     }
                     Err(error) => {
                         conflict.error = error.to_string();
+                        conflict.systemic =
+                            !error.is_refusal() && !matches!(error, PluvoError::Cancelled);
                         still.push(conflict);
                     }
                 }
@@ -312,9 +391,17 @@ impl Applier<'_> {
             }
             parked += 1;
         }
+        // Left over because of a stop: not refused, just not finished; the next run does them.
+        let stopped = self.cancel.is_cancelled() && !pending.is_empty();
+        outcome.aborted |= stopped;
         let mut ops = Vec::with_capacity(pending.len());
         for mut conflict in pending {
-            conflict.op.status = OpStatus::Failed;
+            conflict.op.status = if stopped {
+                OpStatus::Skipped
+            } else {
+                OpStatus::Failed
+            };
+            outcome.systemic += u64::from(conflict.systemic && !stopped);
             conflict.op.error = Some(conflict.error);
             blocked.insert(conflict.employee_ref.clone());
             ops.push(conflict.op);
@@ -408,22 +495,22 @@ impl Applier<'_> {
         desired: &NewUser,
         original: PluvoError,
         adopted: &Mutex<BTreeMap<EmployeeRef, Vec<String>>>,
-    ) -> Result<(UpsertedUser, OpKind), String> {
+    ) -> Result<(UpsertedUser, OpKind), UserFailure> {
         let existing = match self.client.find_user_by_email(&desired.email).await {
             Ok(Some(existing)) => existing,
-            Ok(None) => return Err(original.to_string()),
+            Ok(None) => return Err(UserFailure::from(original)),
             Err(error) => {
-                return Err(format!(
-                    "{original}; looking up the e-mail address also failed: {error}"
-                ));
+                let message =
+                    format!("{original}; looking up the e-mail address also failed: {error}");
+                return Err(UserFailure::from(error).with_message(message));
             }
         };
         match existing.r#ref.as_deref() {
-            Some(other) if other != employee_ref.as_str() => Err(format!(
+            Some(other) if other != employee_ref.as_str() => Err(UserFailure::refused(format!(
                 "the e-mail address is already used by the Pluvo account with ref '{other}'; \
                  pluvo-sync does not take over an account that belongs to another employee \
                  (fix the address in the HR system or in Pluvo)"
-            )),
+            ))),
             _ => {
                 let upsert = UserUpsert {
                     selector: Selector::Email(desired.email.clone()),
@@ -442,9 +529,10 @@ impl Applier<'_> {
                         Ok((user, OpKind::Adopt))
                     }
                     Some(Err(error)) => {
-                        Err(format!("adopting the existing account failed: {error}"))
+                        let message = format!("adopting the existing account failed: {error}");
+                        Err(UserFailure::from(error).with_message(message))
                     }
-                    None => Err(original.to_string()),
+                    None => Err(UserFailure::from(original)),
                 }
             }
         }
@@ -500,6 +588,7 @@ impl Applier<'_> {
             outcome,
         )
         .await;
+        let ready = self.hold_unknown_options(ready, outcome).await;
 
         let chunks: Vec<_> = ready.chunks(self.client.batch_size().max(1)).collect();
         let calls: Vec<BoxFuture<'_, _>> = chunks
@@ -522,7 +611,7 @@ impl Applier<'_> {
             .collect();
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
-        while let Some((chunk, batch)) = next_started(&mut results).await {
+        while let Some((chunk, batch)) = next_started(&mut results, &mut outcome.aborted).await {
             let mut ops = Vec::with_capacity(chunk.len());
             let mut acked = Vec::new();
             for ((employee_ref, changes), result) in chunk.iter().zip(batch.items) {
@@ -552,7 +641,7 @@ impl Applier<'_> {
                     }
                     (Ok(()), None) => {}
                     (Err(error), _) => {
-                        op.status = status_of(&error);
+                        op.status = outcome.failure(&error);
                         op.error = Some(error.to_string());
                     }
                 }
@@ -560,6 +649,59 @@ impl Applier<'_> {
             }
             self.commit(&ops, &acked, snapshot, outcome).await;
         }
+    }
+
+    /// Takes out of each person's custom-field changes the choice values Pluvo has no option
+    /// for, journaling each as a failure that names the field and the value; returns the rest
+    /// (people left with nothing to send are dropped). Their snapshot keeps the old value, so
+    /// the next run tries the value again, and succeeds once the option exists in Pluvo.
+    async fn hold_unknown_options<'p>(
+        &self,
+        ready: Vec<(&'p EmployeeRef, &'p Vec<CategoryChange>)>,
+        outcome: &mut ApplyOutcome,
+    ) -> Vec<(&'p EmployeeRef, Vec<&'p CategoryChange>)> {
+        let mut held = Vec::new();
+        let mut sendable = Vec::with_capacity(ready.len());
+        for (employee_ref, changes) in ready {
+            let (bad, good): (Vec<&CategoryChange>, Vec<&CategoryChange>) =
+                changes.iter().partition(|c| {
+                    self.choices
+                        .is_some_and(|known| known.lacks(&c.category, &c.after))
+                });
+            for change in bad {
+                let value = match &change.after {
+                    CategoryValue::Choice(option) => option.as_str(),
+                    _ => "",
+                };
+                held.push(OperationRecord {
+                    employee_ref: Some(employee_ref.to_string()),
+                    kind: OpKind::Categories,
+                    target: Some(change.category.to_string()),
+                    changes: json!([{"field": change.category, "before": change.before, "after": change.after}]),
+                    status: OpStatus::Failed,
+                    attempts: 0,
+                    error: Some(format!(
+                        "not sent: Pluvo's custom field '{}' has no option '{value}'; add the option \
+                         in Pluvo (or correct the value in the HR system); this person's other \
+                         fields were sent",
+                        change.category
+                    )),
+                    duration_ms: 0,
+                });
+            }
+            if !good.is_empty() {
+                sendable.push((employee_ref, good));
+            }
+        }
+        if !held.is_empty() {
+            tracing::warn!(
+                values = held.len(),
+                "choice values Pluvo has no option for were not sent; they are in the journal"
+            );
+            let mut unchanged = Snapshot::new();
+            self.commit(&held, &[], &mut unchanged, outcome).await;
+        }
+        sendable
     }
 
     async fn memberships_phase(
@@ -612,7 +754,9 @@ impl Applier<'_> {
             .collect();
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
 
-        while let Some((group, adding, refs, result, elapsed)) = next_started(&mut results).await {
+        while let Some((group, adding, refs, result, elapsed)) =
+            next_started(&mut results, &mut outcome.aborted).await
+        {
             let kind = if adding {
                 OpKind::GroupAdd
             } else {
@@ -642,7 +786,7 @@ impl Applier<'_> {
                         )
                     }
                     Err(error) => {
-                        op.status = status_of(error);
+                        op.status = outcome.failure(error);
                         Err(error.to_string())
                     }
                 };
@@ -724,6 +868,7 @@ impl Applier<'_> {
             // (idempotent) calls.
             tracing::error!(%error, operations = ops.len(), "cannot write the journal");
             outcome.failed += ops.len() as u64;
+            outcome.systemic += ops.len() as u64;
             outcome
                 .errors
                 .push(format!("journal write failed: {error}"));
@@ -758,28 +903,38 @@ fn status_of(error: &PluvoError) -> OpStatus {
 /// Managed-group memberships found on adopted accounts that the mapping does not give them.
 type StaleMemberships = BTreeMap<GroupRef, Vec<EmployeeRef>>;
 
-/// Why a user call failed, and whether it was because the new address belongs to someone else.
+/// Why a user call failed, whether it was because the new address belongs to someone else, and
+/// whether the cause is the item's own (a refusal) or systemic.
 struct UserFailure {
     message: String,
     email_taken: bool,
     status: OpStatus,
+    systemic: bool,
 }
 
 impl UserFailure {
-    fn other(message: String) -> Self {
+    /// Refused for a reason of this person's data, found by pluvo-sync itself.
+    fn refused(message: String) -> Self {
         Self {
             message,
             email_taken: false,
             status: OpStatus::Failed,
+            systemic: false,
         }
+    }
+
+    fn with_message(self, message: String) -> Self {
+        Self { message, ..self }
     }
 }
 
 impl From<PluvoError> for UserFailure {
     fn from(error: PluvoError) -> Self {
+        let status = status_of(&error);
         Self {
-            email_taken: error.is_field_error() && error.code() == Some("EMAIL_TAKEN"),
-            status: status_of(&error),
+            email_taken: error.is_email_conflict(),
+            systemic: status == OpStatus::Failed && !error.is_refusal(),
+            status,
             message: error.to_string(),
         }
     }
@@ -794,6 +949,8 @@ struct EmailConflict<'p> {
     /// The journal row, written once the conflict is settled either way.
     op: OperationRecord,
     error: String,
+    /// Whether the last attempt failed for a systemic reason rather than the conflict.
+    systemic: bool,
 }
 
 /// Indices into `pending` of people who each want the address the next one holds (per the

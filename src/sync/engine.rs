@@ -15,12 +15,54 @@ use crate::metrics::{Metrics, names};
 use crate::pluvo::{PluvoClient, PluvoError, SendFence};
 use crate::service::lease::LeaseGuard;
 use crate::settings::Settings;
-use crate::sync::apply::Applier;
+use crate::sync::apply::{Acknowledged, Applier, ChoiceOptions};
 use crate::sync::journal::{Journal, OperationRecord, RunTotals};
 use crate::sync::mapping::Mapped;
 use crate::sync::plan::{Plan, PlanSummary, WithheldArchives};
 use crate::sync::snapshot::{Snapshot, SnapshotError, Tenant};
 use crate::sync::source::SourceError;
+
+/// Everything a finished run's status is decided from; see [`run_status`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunFacts {
+    /// A stop came while work remained (calls not sent or not repeated because of it).
+    pub interrupted: bool,
+    /// Operations Pluvo acknowledged.
+    pub acknowledged: u64,
+    /// Operations Pluvo refused for the item's own reasons (a conflict, an invalid value).
+    pub refused: u64,
+    /// Operations that failed for reasons not the item's own: transport, credentials, the
+    /// schema, the journal.
+    pub systemic: u64,
+    pub rows_rejected: u64,
+    pub archives_withheld: bool,
+}
+
+/// How a run that got as far as applying its plan ended. (A run that cannot read its source or
+/// plan is `failed` before this is asked.)
+///
+/// - `aborted`: stopped with work remaining; the next run does it.
+/// - `failed`: something systemic went wrong and nothing at all got through, e.g. no token, or
+///   every request failing in transport. The service is not doing its job.
+/// - `partial`: some work was not done for reasons of its own (people refused by Pluvo, rows
+///   rejected, archives withheld, some calls lost); the rest was. One person's unresolved
+///   conflict night after night is `partial`, never `failed`.
+/// - `ok`: everything planned was acknowledged.
+pub fn run_status(facts: &RunFacts) -> RunStatus {
+    if facts.interrupted {
+        RunStatus::Aborted
+    } else if facts.systemic > 0 && facts.acknowledged == 0 {
+        RunStatus::Failed
+    } else if facts.systemic > 0
+        || facts.refused > 0
+        || facts.rows_rejected > 0
+        || facts.archives_withheld
+    {
+        RunStatus::Partial
+    } else {
+        RunStatus::Ok
+    }
+}
 
 /// Why a run could not even start, or could not plan.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +107,9 @@ pub struct RunReport {
     pub ops_ok: u64,
     pub ops_failed: u64,
     pub ops_skipped: u64,
+    /// What Pluvo acknowledged: what a summary may say was created, updated, archived. (The
+    /// plan's `summary` says what was intended.)
+    pub acknowledged: Acknowledged,
     pub withheld_archives: Option<WithheldArchives>,
     pub errors: Vec<String>,
     pub duration_ms: u64,
@@ -81,6 +126,7 @@ impl RunReport {
             ops_ok: 0,
             ops_failed: 0,
             ops_skipped: 0,
+            acknowledged: Acknowledged::default(),
             withheld_archives: None,
             errors: Vec::new(),
             duration_ms: 0,
@@ -310,6 +356,9 @@ impl Engine {
         report.rows_rejected = mapped.rejected.len();
         report.summary = Some(plan.summary);
         report.withheld_archives = plan.withheld_archives.clone();
+        if let Err(error) = self.journal.planned(&run_id, &totals).await {
+            tracing::warn!(%error, "cannot record what the run planned");
+        }
         self.journal_rejected(&run_id, &mapped).await;
         tracing::info!(
             rows = rows_read,
@@ -349,6 +398,7 @@ impl Engine {
             .client
             .with_cancel(cancel.clone())
             .with_send_fence(fence);
+        let choices = self.choice_options(&client, &plan).await;
         let applier = Applier {
             client: &client,
             managed: &|group| self.settings.mapping.is_managed(group),
@@ -357,11 +407,13 @@ impl Engine {
             run_id: &run_id,
             cancel,
             progress,
+            choices: choices.as_ref(),
         };
         let outcome = applier.apply(&plan, &mut snapshot).await;
         report.ops_ok = outcome.ok;
         report.ops_failed = outcome.failed;
         report.ops_skipped = outcome.skipped;
+        report.acknowledged = outcome.acknowledged;
         report.errors.extend(outcome.errors.iter().cloned());
         totals.ops_ok = outcome.ok;
         totals.ops_failed = outcome.failed;
@@ -383,7 +435,16 @@ impl Engine {
         let remaining = totals
             .ops_planned
             .saturating_sub(outcome.ok + outcome.failed);
-        report.status = if outcome.aborted || lost.is_cancelled() {
+        report.status = run_status(&RunFacts {
+            // A lost lease stops the run like a shutdown: work left undone is the next run's.
+            interrupted: outcome.aborted || lost.is_cancelled(),
+            acknowledged: outcome.ok,
+            refused: outcome.failed - outcome.systemic.min(outcome.failed),
+            systemic: outcome.systemic,
+            rows_rejected: mapped.rejected.len() as u64,
+            archives_withheld: plan.withheld_archives.is_some(),
+        });
+        if report.status == RunStatus::Aborted {
             let why = if lost.is_cancelled() {
                 "stopped because the run lease was lost (this process stalled past its expiry, \
                  or another process took it over)"
@@ -394,18 +455,23 @@ impl Engine {
                 0,
                 format!("{why}; {remaining} operation(s) remained for the next run"),
             );
-            RunStatus::Aborted
-        } else if outcome.failed > 0 && outcome.ok == 0 {
-            RunStatus::Failed
-        } else if outcome.failed > 0
-            || !mapped.rejected.is_empty()
-            || plan.withheld_archives.is_some()
-        {
-            RunStatus::Partial
-        } else {
-            RunStatus::Ok
-        };
+        }
         self.finish(report, totals, started).await
+    }
+
+    /// Pluvo's choice options, read once per run when the plan sets a custom field; without
+    /// them (Pluvo could not say) every value is sent and Pluvo judges it.
+    async fn choice_options(&self, client: &PluvoClient, plan: &Plan) -> Option<ChoiceOptions> {
+        if plan.people.iter().all(|p| p.categories.is_empty()) {
+            return None;
+        }
+        match client.user_categories().await {
+            Ok(categories) => Some(ChoiceOptions::from_remote(&categories)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read Pluvo's custom fields; every value is sent as it is");
+                None
+            }
+        }
     }
 
     /// Rejected records go into the journal so an auditor sees every skipped row and why.
@@ -502,14 +568,14 @@ impl Engine {
                 .map(|e| crate::telemetry::redact_emails(e));
             tracing::error!(status = %report.status, reason = reason.as_deref(), "run did not complete");
         }
-        let summary = report.summary.unwrap_or_default();
+        let done = report.acknowledged;
         tracing::info!(
             status = %report.status,
             duration_ms = report.duration_ms,
-            created = summary.create,
-            updated = summary.update,
-            archived = summary.archive,
-            unarchived = summary.unarchive,
+            created = done.created,
+            updated = done.updated,
+            archived = done.archived,
+            unarchived = done.unarchived,
             ops_ok = report.ops_ok,
             ops_failed = report.ops_failed,
             ops_skipped = report.ops_skipped,
@@ -517,5 +583,94 @@ impl Engine {
             "run finished"
         );
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_status_says_what_happened() {
+        let base = RunFacts::default();
+        let cases = [
+            ("nothing to do", base, RunStatus::Ok),
+            (
+                "all acknowledged",
+                RunFacts {
+                    acknowledged: 40,
+                    ..base
+                },
+                RunStatus::Ok,
+            ),
+            (
+                "one unresolved conflict and nothing else to do",
+                RunFacts { refused: 1, ..base },
+                RunStatus::Partial,
+            ),
+            (
+                "refusals beside acknowledged work",
+                RunFacts {
+                    acknowledged: 10,
+                    refused: 2,
+                    ..base
+                },
+                RunStatus::Partial,
+            ),
+            (
+                "every request lost in transport",
+                RunFacts {
+                    systemic: 12,
+                    ..base
+                },
+                RunStatus::Failed,
+            ),
+            (
+                "no token, and refusals seen before it went",
+                RunFacts {
+                    systemic: 12,
+                    refused: 1,
+                    ..base
+                },
+                RunStatus::Failed,
+            ),
+            (
+                "some calls lost, the rest acknowledged",
+                RunFacts {
+                    systemic: 2,
+                    acknowledged: 30,
+                    ..base
+                },
+                RunStatus::Partial,
+            ),
+            (
+                "rows rejected",
+                RunFacts {
+                    rows_rejected: 1,
+                    ..base
+                },
+                RunStatus::Partial,
+            ),
+            (
+                "archives withheld",
+                RunFacts {
+                    archives_withheld: true,
+                    ..base
+                },
+                RunStatus::Partial,
+            ),
+            (
+                "stopped with work remaining",
+                RunFacts {
+                    interrupted: true,
+                    acknowledged: 5,
+                    ..base
+                },
+                RunStatus::Aborted,
+            ),
+        ];
+        for (name, facts, expected) in cases {
+            assert_eq!(run_status(&facts), expected, "case {name}");
+        }
     }
 }

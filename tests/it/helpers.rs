@@ -239,6 +239,19 @@ impl TestEnv {
         )
     }
 
+    /// An account outside the sync (ref `OTHER-1`, "Someone Else") holding the address HR gives
+    /// employee 000124, Thijs Berg: his create is refused every run.
+    pub fn add_outside_account_for_thijs(&self) {
+        self.sim
+            .add_users(vec![pluvo_sim::SeedUser {
+                ref_: Some("OTHER-1".to_owned()),
+                email: "thijs.berg@example.com".to_owned(),
+                name: "Someone Else".to_owned(),
+                ..Default::default()
+            }])
+            .unwrap();
+    }
+
     pub fn state(&self) -> StateView {
         self.sim.state()
     }

@@ -2,10 +2,12 @@
 
 mod cli;
 mod cli_safety;
+mod error_styles;
 mod helpers;
 mod lease_loss;
 mod lifecycle;
 mod pluvo_client;
+mod run_status;
 mod service;
 mod sync_e2e;
 mod tenant;

@@ -199,6 +199,99 @@ async fn a_fresh_token_refused_again_is_an_auth_error_not_a_loop() {
     let error = client.groups().await.unwrap_err();
     assert!(matches!(error, PluvoError::Auth(_)), "{error:?}");
     assert!(!error.is_retryable());
+    // The token response granted every scope asked for: scope cannot be the cause, and the
+    // error says so instead of sending the operator to pluvo.scope.
+    let text = error.to_string();
+    assert!(text.contains("HTTP 401"), "{text}");
+    assert!(text.contains("scope is not the cause"), "{text}");
+}
+
+/// Servers word "your token is no good" differently; each is a reason to renew it once.
+#[tokio::test]
+async fn a_refused_token_is_renewed_whatever_the_server_calls_it() {
+    let cases = [
+        (
+            "Django REST framework: 403 and a detail",
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"detail": "Authentication credentials were not provided."})),
+        ),
+        (
+            "graphene: 200 and a permission message, no code",
+            ResponseTemplate::new(200).set_body_json(json!({
+                "data": null,
+                "errors": [{"message": "You do not have permission to perform this action"}]
+            })),
+        ),
+        (
+            "Apollo: UNAUTHENTICATED",
+            ResponseTemplate::new(200).set_body_json(json!({
+                "errors": [{"message": "Unauthenticated", "extensions": {"code": "UNAUTHENTICATED"}}]
+            })),
+        ),
+        (
+            "graphql-jwt: expired signature",
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"errors": [{"message": "Signature has expired"}]})),
+        ),
+    ];
+    for (name, refusal) in cases {
+        let server = server_refusing_the_first_token(refusal).await;
+        let (client, _) = client_for(&server.uri(), json!({}));
+        let user = client.find_user_by_ref(&employee("007")).await;
+        assert!(matches!(user, Ok(Some(_))), "{name}: {user:?}");
+    }
+}
+
+/// A user that does not exist is `None`, whichever way the server says so.
+#[tokio::test]
+async fn a_missing_user_is_none_whatever_the_server_calls_it() {
+    let cases = [
+        json!({"message": "no user with ref `007`", "path": ["user"], "extensions": {"code": "NOT_FOUND"}}),
+        json!({"message": "User matching query does not exist.", "path": ["user"]}),
+        json!({"message": "x", "path": ["user"], "extensions": {"code": "DoesNotExist"}}),
+    ];
+    for error in cases {
+        let server = MockServer::start().await;
+        mount_token(&server, "tok-1", None).await;
+        graphql("tok-1")
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"data": {"user": null}, "errors": [error.clone()]})),
+            )
+            .mount(&server)
+            .await;
+        let (client, _) = client_for(&server.uri(), json!({}));
+        let user = client.find_user_by_ref(&employee("007")).await;
+        assert!(matches!(user, Ok(None)), "{error}: {user:?}");
+    }
+}
+
+/// A server that answers a taken address with HTTP 409 (with or without a path) refuses that
+/// item: it is an e-mail conflict, not a failure of the connection.
+#[tokio::test]
+async fn a_409_conflict_is_the_items_email_conflict() {
+    let cases = [
+        json!({"message": "User with this Email address already exists.", "path": ["u0"],
+               "extensions": {"code": "Conflict", "field": "email"}}),
+        json!({"message": "User with this Email address already exists."}),
+    ];
+    for error in cases {
+        let server = MockServer::start().await;
+        mount_token(&server, "tok-1", None).await;
+        graphql("tok-1")
+            .respond_with(
+                ResponseTemplate::new(409)
+                    .set_body_json(json!({"data": null, "errors": [error.clone()]})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let (client, _) = client_for(&server.uri(), json!({}));
+        let batch = client.upsert_users(&[upsert("1")]).await;
+        let item = batch.items[0].as_ref().unwrap_err();
+        assert!(item.is_email_conflict(), "{error}: {item:?}");
+        assert!(item.is_refusal());
+    }
 }
 
 #[tokio::test]

@@ -14,13 +14,13 @@ use crate::helpers::{
 };
 
 /// A schedule that never fires during a test: only the trigger and `run_on_start` start runs.
-const NEVER: &str = "[schedule]\ncron = \"0 0 3 1 1 * 2099\"\n";
+pub const NEVER: &str = "[schedule]\ncron = \"0 0 3 1 1 * 2099\"\n";
 
 /// Shutdown may take the grace period plus the listener's drain; the rest is slack for a busy
 /// machine.
-const EXIT_WITHIN: std::time::Duration = SHUTDOWN_GRACE.saturating_mul(4);
+pub const EXIT_WITHIN: std::time::Duration = SHUTDOWN_GRACE.saturating_mul(4);
 
-fn slow_sim(latency_ms: u64) -> SimConfig {
+pub fn slow_sim(latency_ms: u64) -> SimConfig {
     SimConfig {
         seed: Seed::example(),
         faults: Faults {
@@ -155,7 +155,42 @@ async fn the_schedule_fires_and_its_runs_are_journaled() {
 }
 
 /// `count` people with unique numbers and addresses, spread over the example tenant's groups.
-fn many_employees(count: usize) -> Vec<Employee> {
+/// Starts the service with a run on start, waits until `condition` (named `what`) holds, sends
+/// SIGTERM, and asserts the service exits 0; returns the latest run and the service's logs.
+pub async fn sigterm_mid_run(
+    env: &TestEnv,
+    what: &str,
+    condition: impl AsyncFnMut() -> bool,
+) -> (pluvo_sync::sync::journal::RunRow, String) {
+    let mut service = env
+        .start_service(&format!("{NEVER}run_on_start = true\n"))
+        .await;
+    wait_until(what, condition).await;
+    service.terminate().await;
+    assert_eq!(
+        service.exit_code(EXIT_WITHIN).await,
+        0,
+        "{}",
+        service.logs()
+    );
+    let run = env.journal().latest_run().await.unwrap().unwrap();
+    (run, service.logs())
+}
+
+/// A sim answering after `latency_ms`, an export of `count` new people, and a config sending
+/// one request at a time with two people per document: a first load that takes a while.
+pub async fn one_call_at_a_time(latency_ms: u64, count: usize) -> (TestEnv, Vec<Employee>) {
+    let env = TestEnv::start_with(slow_sim(latency_ms)).await;
+    let people = many_employees(count);
+    env.write_export(&people);
+    env.edit_config(|t| {
+        t.replace("concurrency = 4", "concurrency = 1")
+            .replace("batch_size = 4", "batch_size = 2")
+    });
+    (env, people)
+}
+
+pub fn many_employees(count: usize) -> Vec<Employee> {
     let departments = ["Sales", "Engineering", "Finance", "HR"];
     let locations = ["Amsterdam", "Utrecht", "Rotterdam"];
     (0..count)
@@ -173,14 +208,8 @@ fn many_employees(count: usize) -> Vec<Employee> {
 
 #[tokio::test]
 async fn sigterm_mid_run_exits_0_journals_aborted_and_the_next_sync_completes_it() {
-    let env = TestEnv::start_with(slow_sim(300)).await;
-    let people = many_employees(40);
-    env.write_export(&people);
-    // One request at a time, two people per document: the creates alone take about 6 s.
-    env.edit_config(|t| {
-        t.replace("concurrency = 4", "concurrency = 1")
-            .replace("batch_size = 4", "batch_size = 2")
-    });
+    // The creates alone take about 6 s.
+    let (env, people) = one_call_at_a_time(300, 40).await;
     let mut service = env
         .start_service(&format!("{NEVER}run_on_start = true\n"))
         .await;
@@ -293,26 +322,14 @@ async fn sigterm_while_pluvo_asks_to_wait_still_aborts_the_run_within_the_grace_
     .await;
     let people = many_employees(40);
     env.write_export(&people);
-    let mut service = env
-        .start_service(&format!("{NEVER}run_on_start = true\n"))
-        .await;
-    wait_until("Pluvo rate-limits the run", async || {
+    let (run, _) = sigterm_mid_run(&env, "Pluvo rate-limits the run", async || {
         env.stats().rate_limited >= 1
     })
     .await;
-    service.terminate().await;
-    assert_eq!(
-        service.exit_code(EXIT_WITHIN).await,
-        0,
-        "{}",
-        service.logs()
-    );
-    let run = env.journal().latest_run().await.unwrap().unwrap();
     assert_eq!(
         (run.trigger.as_str(), run.status.as_str()),
         ("startup", "aborted"),
-        "{run:#?}\n{}",
-        service.logs()
+        "{run:#?}"
     );
     // The calls the stop interrupted were not refused by Pluvo: they are skipped, not failed.
     assert_eq!(run.ops_failed, 0, "{run:#?}");

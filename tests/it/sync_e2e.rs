@@ -379,51 +379,9 @@ async fn faults_429_5xx_resets_and_lost_responses_still_converge() {
 }
 
 #[tokio::test]
-async fn expired_tokens_are_renewed_mid_run_in_both_error_styles() {
-    for mode in [
-        pluvo_sim::AuthErrorMode::Http401,
-        pluvo_sim::AuthErrorMode::Graphql,
-    ] {
-        let env = TestEnv::start_with(SimConfig {
-            seed: Seed::example(),
-            faults: Faults {
-                auth_error: mode,
-                ..Faults::default()
-            },
-            ..SimConfig::default()
-        })
-        .await;
-        assert_eq!(env.sync().await.status, RunStatus::Ok);
-        env.sim.expire_tokens();
-        let mut rows = staff();
-        rows[0].first = "Charlotte".to_owned();
-        env.write_export(&rows);
-        let report = env.sync().await;
-        assert_eq!(
-            report.status,
-            RunStatus::Ok,
-            "{mode:?}: {:?}",
-            report.errors
-        );
-        assert_eq!(
-            env.state().user("000123").unwrap().name,
-            "Charlotte Devries"
-        );
-        assert_eq!(env.stats().token_requests, 2, "{mode:?}");
-    }
-}
-
-#[tokio::test]
 async fn an_account_with_another_ref_is_never_taken_over() {
     let env = TestEnv::start().await;
-    env.sim
-        .add_users(vec![pluvo_sim::SeedUser {
-            ref_: Some("OTHER-1".to_owned()),
-            email: "thijs.berg@example.com".to_owned(),
-            name: "Someone Else".to_owned(),
-            ..Default::default()
-        }])
-        .unwrap();
+    env.add_outside_account_for_thijs();
 
     let report = env.sync().await;
     assert_eq!(report.status, RunStatus::Partial);
@@ -524,7 +482,8 @@ async fn nobody_is_parked_for_an_address_an_outside_account_holds() {
     env.write_export(&rows);
 
     let report = env.sync().await;
-    assert_eq!(report.status, RunStatus::Failed, "every call failed");
+    // Both refused for their own data, nothing systemic: partial, not failed.
+    assert_eq!(report.status, RunStatus::Partial, "every call was refused");
     assert_eq!(report.ops_failed, 2, "{:?}", report.errors);
     let state = env.state();
     assert!(

@@ -262,15 +262,70 @@ impl Journal {
         rows.iter().map(op_row).collect()
     }
 
-    /// Marks runs left `running` by a process that died as `aborted`, so they do not look alive
-    /// forever. Called by whoever holds the lease, so no live run is touched.
+    /// Records what a run set out to do, once it has planned: if its process dies, the journal
+    /// still says how much there was.
+    pub async fn planned(&self, run_id: &str, totals: &RunTotals) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE runs SET rows_read = ?, rows_rejected = ?, ops_planned = ?, plan_summary = ? \
+             WHERE id = ?",
+        )
+        .bind(totals.rows_read as i64)
+        .bind(totals.rows_rejected as i64)
+        .bind(totals.ops_planned as i64)
+        .bind(
+            totals
+                .plan_summary
+                .as_ref()
+                .map(serde_json::Value::to_string),
+        )
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks runs left `running` by a process that died (e.g. `kill -9`) as `aborted`, so they
+    /// do not look alive forever. Called by whoever holds the lease, so no live run is touched.
     pub async fn close_orphaned_runs(&self) -> Result<u64, sqlx::Error> {
+        self.close_left_running(
+            None,
+            "the process running it stopped before it finished (killed, or the machine went \
+             down); the counts are those of its journaled operations, and the next run did what \
+             remained",
+        )
+        .await
+    }
+
+    /// Marks `run_id`, if still `running`, as `aborted`: its process is about to exit without
+    /// the run having finished (a shutdown whose grace period ran out).
+    pub async fn close_abandoned_run(&self, run_id: &str) -> Result<u64, sqlx::Error> {
+        self.close_left_running(
+            Some(run_id),
+            "aborted by shutdown: a call was still under way when the grace period ran out; the \
+             counts are those of its journaled operations, and the next run does what remained",
+        )
+        .await
+    }
+
+    /// Closes runs still `running` (all, or only `run_id`) as `aborted`, their counts rebuilt
+    /// from the operations they journaled: what Pluvo acknowledged is in the journal even when
+    /// the run never got to write its totals.
+    async fn close_left_running(
+        &self,
+        run_id: Option<&str>,
+        why: &str,
+    ) -> Result<u64, sqlx::Error> {
         let done = sqlx::query(
-            "UPDATE runs SET status = 'aborted', finished_at = ?, \
-             error_summary = COALESCE(error_summary, 'the process running it stopped before it finished') \
-             WHERE status = 'running'",
+            "UPDATE runs SET status = 'aborted', finished_at = ?1, \
+             ops_ok = (SELECT COUNT(*) FROM operations o WHERE o.run_id = runs.id AND o.status = 'ok'), \
+             ops_failed = (SELECT COUNT(*) FROM operations o WHERE o.run_id = runs.id AND o.status = 'failed'), \
+             ops_skipped = (SELECT COUNT(*) FROM operations o WHERE o.run_id = runs.id AND o.status = 'skipped'), \
+             error_summary = CASE WHEN error_summary IS NULL THEN ?2 ELSE ?2 || char(10) || error_summary END \
+             WHERE status = 'running' AND (?3 IS NULL OR id = ?3)",
         )
         .bind(timestamp(self.clock.now()))
+        .bind(why)
+        .bind(run_id)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
@@ -426,17 +481,60 @@ mod tests {
         );
     }
 
+    fn op(status: OpStatus) -> OperationRecord {
+        OperationRecord {
+            employee_ref: Some("007".into()),
+            kind: OpKind::Create,
+            target: None,
+            changes: serde_json::json!([]),
+            status,
+            attempts: 1,
+            error: None,
+            duration_ms: 1,
+        }
+    }
+
+    /// A run whose process died keeps what it journaled: closing it counts those operations,
+    /// and keeps what it had planned.
     #[tokio::test]
-    async fn orphaned_runs_are_closed_as_aborted() {
+    async fn orphaned_runs_are_closed_as_aborted_with_their_journaled_counts() {
         let (journal, _dir) = journal().await;
         journal
             .start_run("run-1", Trigger::Schedule, "csv:x")
             .await
             .unwrap();
+        let planned = RunTotals {
+            rows_read: 9,
+            ops_planned: 7,
+            ..RunTotals::default()
+        };
+        journal.planned("run-1", &planned).await.unwrap();
+        let ops = [
+            op(OpStatus::Ok),
+            op(OpStatus::Ok),
+            op(OpStatus::Ok),
+            op(OpStatus::Failed),
+            op(OpStatus::Skipped),
+        ];
+        journal.record("run-1", &ops, &[]).await.unwrap();
+        journal
+            .start_run("run-2", Trigger::Schedule, "csv:x")
+            .await
+            .unwrap();
+        assert_eq!(journal.close_abandoned_run("run-2").await.unwrap(), 1);
         assert_eq!(journal.close_orphaned_runs().await.unwrap(), 1);
+        let run = journal.run("run-1").await.unwrap().unwrap();
+        assert_eq!(run.status, "aborted");
         assert_eq!(
-            journal.latest_run().await.unwrap().unwrap().status,
-            "aborted"
+            (run.ops_ok, run.ops_failed, run.ops_skipped),
+            (3, 1, 1),
+            "{run:#?}"
         );
+        assert_eq!((run.rows_read, run.ops_planned), (9, 7));
+        assert!(run.finished_at.is_some());
+        assert!(run.error_summary.unwrap().contains("journaled operations"));
+        let abandoned = journal.run("run-2").await.unwrap().unwrap();
+        assert_eq!(abandoned.status, "aborted");
+        assert!(abandoned.error_summary.unwrap().contains("grace period"));
     }
 }
