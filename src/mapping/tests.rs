@@ -833,23 +833,27 @@ fn a_large_export_maps_every_person_exactly_once() {
     assert!(groups.iter().all(|group| rules().is_managed(group)));
 }
 
-/// The shipped example export, read by the CSV source and mapped by the documented example.
-#[tokio::test]
-async fn the_example_export_maps_cleanly_with_the_example_rules() {
+/// `config/example-export.csv`, read by the CSV source as `rules` ask.
+async fn read_example_export(rules: &MappingRules) -> SourceData {
     use crate::source::Source;
     use crate::source::csv::{CsvSettings, CsvSource};
 
-    let rules = rules();
-    let source = CsvSource::new(CsvSettings {
+    CsvSource::new(CsvSettings {
         path: concat!(env!("CARGO_MANIFEST_DIR"), "/config/example-export.csv").into(),
         delimiter: None,
         encoding: None,
     })
-    .with_ref_column(rules.ref_column());
-    let data = source
-        .read(&rules.required_columns())
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
+    .with_ref_column(rules.ref_column())
+    .read(&rules.required_columns())
+    .await
+    .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// The shipped example export, read by the CSV source and mapped by the documented example.
+#[tokio::test]
+async fn the_example_export_maps_cleanly_with_the_example_rules() {
+    let rules = rules();
+    let data = read_example_export(&rules).await;
     assert!(data.rejected.is_empty(), "{:?}", data.rejected);
     let mapped = rules.map(data);
     assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
@@ -860,4 +864,26 @@ async fn the_example_export_maps_cleanly_with_the_example_rules() {
     let zoe = &mapped.people[&employee("000131")];
     assert_eq!(zoe.name, "Zoë Bakker", "UTF-8 with BOM decoded");
     assert!(zoe.groups.contains(&group("loc-rotterdam")));
+}
+
+/// The annotated config an operator copies (`config/pluvo-sync.example.toml`) must map the
+/// shipped export without renaming anyone: a template without `{middle_name}` turns "Lotte de
+/// Vries" into "Lotte Vries" for every Dutch employee with a tussenvoegsel.
+#[tokio::test]
+async fn the_annotated_example_config_keeps_middle_names() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let settings = crate::settings::load(
+        Some(&std::path::Path::new(root).join("config/pluvo-sync.example.toml")),
+        Some(HashMap::new()),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let rules =
+        MappingRules::from_settings(&settings.mapping).unwrap_or_else(|error| panic!("{error}"));
+    let mapped = rules.map(read_example_export(&rules).await);
+    assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
+    assert_eq!(mapped.people[&employee("000123")].name, "Lotte de Vries");
+    assert_eq!(
+        mapped.people[&employee("000124")].name,
+        "Thijs van den Berg"
+    );
 }
