@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Roles};
 use crate::mapping::{CategoryValue, DesiredUser, Mapped};
 use crate::snapshot::{Snapshot, SnapshotUser};
+#[cfg(doc)]
+use crate::source::RecordError;
 
 /// How far ahead `plan` reports lifecycle events.
 pub const UPCOMING_DAYS: u64 = 7;
@@ -564,8 +566,9 @@ fn upcoming_events(
 }
 
 /// Withholds archives when the source looks wrong, and says why:
-/// - a record without a readable employee number could be anyone, so nobody's absence can be
-///   trusted: archives of absent people are withheld (archives by end date still go ahead);
+/// - a record without a readable employee number could be anyone, and a record with the wrong
+///   number of cells ([`RecordError::structural`]) may hide other rows, so nobody's absence can
+///   be trusted: archives of absent people are withheld (archives by end date still go ahead);
 /// - an empty source, or more archives than the guard allows, withholds every archive.
 fn guard_archives(
     people: &mut Vec<PersonPlan>,
@@ -590,10 +593,12 @@ fn guard_archives(
     // Rounded down: the percentage is a ceiling, not a target.
     let by_percent = (policy.guard.max_percent / 100.0 * active_users as f64).floor() as usize;
     let limit = policy.guard.max_people.max(by_percent);
-    let unidentified = mapped
+    // A row without a readable number could be anyone; a row with the wrong number of cells
+    // may have swallowed (or be split from) other people's rows.
+    let suspect = mapped
         .rejected
         .iter()
-        .filter(|r| r.employee_ref.is_none())
+        .filter(|r| r.employee_ref.is_none() || r.structural)
         .count();
 
     let (reason, withhold_all) = if mapped.people.is_empty() && mapped.held.is_empty() {
@@ -605,10 +610,11 @@ fn guard_archives(
             policy.guard.max_people, policy.guard.max_percent
         );
         (reason, true)
-    } else if unidentified > 0 && people.iter().any(is_absent) {
+    } else if suspect > 0 && people.iter().any(is_absent) {
         let reason = format!(
-            "{unidentified} record(s) have no readable employee number, so people missing from the source \
-             may be on them; fix those rows and the archives follow on the next run"
+            "{suspect} record(s) have no readable employee number or the wrong number of cells, so \
+             people missing from the source may be on them; fix those rows and the archives follow \
+             on the next run"
         );
         (reason, false)
     } else {

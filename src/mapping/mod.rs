@@ -444,6 +444,7 @@ impl MappingRules {
                         "employee number {employee_ref} is also on {others}; none of these rows \
                          is applied until only one remains"
                     ),
+                    structural: false,
                 });
                 mapped.held.insert(employee_ref.clone());
                 continue;
@@ -487,6 +488,7 @@ impl MappingRules {
                         "the same e-mail address as {others}; Pluvo addresses are unique, so \
                          none of them is applied"
                     ),
+                    structural: false,
                 });
                 mapped.held.insert(user.employee_ref.clone());
             }
@@ -522,6 +524,7 @@ impl MappingRules {
                          neither row is applied",
                         user.employee_ref
                     ),
+                    structural: false,
                 });
                 continue;
             }
@@ -545,6 +548,7 @@ impl MappingRules {
             employee_ref: employee_ref.map(ToString::to_string),
             field: Some(field.to_owned()),
             reason,
+            structural: false,
         };
         let employee_ref = match record.get(&self.ref_column).map(EmployeeRef::parse) {
             None => {

@@ -701,6 +701,7 @@ fn rows_the_source_could_not_read_are_carried_and_held() {
         employee_ref: employee_ref.map(str::to_owned),
         field: None,
         reason: "wrong number of columns: expected 12, found 4".to_owned(),
+        structural: false,
     };
     let source = SourceData {
         records: vec![

@@ -92,6 +92,11 @@ fn run(case: &Case) -> Plan {
     plan(&snapshot, &mapped, &managed, &case.policy, date(TODAY))
 }
 
+/// The plan for today under the default policy.
+fn plan_today(snapshot: &Snapshot, mapped: &Mapped) -> Plan {
+    plan(snapshot, mapped, &managed, &Policy::default(), date(TODAY))
+}
+
 fn with<T>(mut value: T, change: impl FnOnce(&mut T)) -> T {
     change(&mut value);
     value
@@ -477,13 +482,7 @@ fn guarded_plans_still_create_and_update() {
         people,
         ..Mapped::default()
     };
-    let plan = plan(
-        &snapshot,
-        &mapped,
-        &managed,
-        &Policy::default(),
-        date(TODAY),
-    );
+    let plan = plan_today(&snapshot, &mapped);
     assert!(plan.withheld_archives.is_some());
     let kinds: Vec<_> = plan
         .people
@@ -557,51 +556,69 @@ fn plan_serialises_for_json_output() {
     );
 }
 
+/// Rows that could hide people: one without a readable number (it could be anyone), and one
+/// with the wrong number of cells (a stray quote may have merged other rows into it).
 #[test]
-fn a_record_without_an_employee_number_withholds_absence_archives_only() {
-    let snapshot: Snapshot = ["001", "002", "003"]
-        .iter()
-        .map(|id| (r(id), acked(id)))
-        .collect();
-    let mapped = Mapped {
-        people: BTreeMap::from([
-            (r("001"), desired("001")),
-            (
-                r("003"),
-                with(desired("003"), |d| d.end_date = Some(date("2026-11-01"))),
-            ),
-        ]),
-        rejected: vec![crate::source::RecordError {
-            location: crate::source::Location::Line { line: 3 },
-            employee_ref: None,
-            field: Some("employee_number".into()),
-            reason: "employee number is empty".into(),
-        }],
-        ..Mapped::default()
-    };
-    let plan = plan(
-        &snapshot,
-        &mapped,
-        &managed,
-        &Policy::default(),
-        date(TODAY),
-    );
-    let archived: Vec<&str> = plan
-        .people
-        .iter()
-        .map(|p| p.employee_ref.as_str())
-        .collect();
-    assert_eq!(
-        archived,
-        vec!["003"],
-        "the end-date leaver goes, the absent one is held"
-    );
-    let withheld = plan.withheld_archives.unwrap();
-    assert_eq!(withheld.would_archive, 1);
-    assert!(
-        withheld.reason.contains("no readable employee number"),
-        "{}",
-        withheld.reason
-    );
-    assert_eq!(plan.summary.archive, 1);
+fn a_record_that_could_hide_people_withholds_absence_archives_only() {
+    let suspects = [
+        (
+            "no employee number",
+            crate::source::RecordError {
+                location: crate::source::Location::Line { line: 3 },
+                employee_ref: None,
+                field: Some("employee_number".into()),
+                reason: "employee number is empty".into(),
+                structural: false,
+            },
+        ),
+        (
+            "wrong number of cells, number readable",
+            crate::source::RecordError {
+                location: crate::source::Location::Line { line: 4 },
+                employee_ref: Some("004".into()),
+                field: None,
+                reason: "wrong number of columns: expected 11, found 13".into(),
+                structural: true,
+            },
+        ),
+    ];
+    for (name, suspect) in suspects {
+        let snapshot: Snapshot = ["001", "002", "003"]
+            .into_iter()
+            .chain(suspect.employee_ref.as_deref())
+            .map(|id| (r(id), acked(id)))
+            .collect();
+        let mapped = Mapped {
+            people: BTreeMap::from([
+                (r("001"), desired("001")),
+                (
+                    r("003"),
+                    with(desired("003"), |d| d.end_date = Some(date("2026-11-01"))),
+                ),
+            ]),
+            held: suspect.employee_ref.iter().map(|h| r(h)).collect(),
+            rejected: vec![suspect],
+        };
+        let plan = plan_today(&snapshot, &mapped);
+        let archived: Vec<&str> = plan
+            .people
+            .iter()
+            .map(|p| p.employee_ref.as_str())
+            .collect();
+        assert_eq!(
+            archived,
+            vec!["003"],
+            "case {name}: the end-date leaver goes, the absent one is held"
+        );
+        let withheld = plan.withheld_archives.unwrap();
+        assert_eq!(withheld.would_archive, 1, "case {name}");
+        assert!(
+            withheld
+                .reason
+                .contains("no readable employee number or the wrong number of cells"),
+            "case {name}: {}",
+            withheld.reason
+        );
+        assert_eq!(plan.summary.archive, 1, "case {name}");
+    }
 }

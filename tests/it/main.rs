@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod cli;
+mod cut_off;
 mod helpers;
 mod lifecycle;
 mod pluvo_client;
