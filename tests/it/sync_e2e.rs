@@ -222,9 +222,15 @@ async fn bad_rows_are_skipped_reported_and_never_archive_anyone() {
     rows[1].number = String::new(); // missing employee number (000124 vanishes with it)
     rows.push(rows[2].clone()); // 000131 twice
     rows[3].first = "Daniel".to_owned(); // a valid change still goes through
-    let mut bytes = export_csv(&rows);
-    bytes.extend_from_slice(b"000999;Too;Few;cells\r\n");
-    env.write_raw_export(&bytes);
+    // A short row before the last one (a short *last* row means the file is cut off).
+    let text = String::from_utf8(export_csv(&rows)).unwrap();
+    let last_row = text.trim_end().rfind("\r\n").unwrap() + 2;
+    let text = format!(
+        "{}000999;Too;Few;cells\r\n{}",
+        &text[..last_row],
+        &text[last_row..]
+    );
+    env.write_raw_export(text.as_bytes());
 
     let report = env.sync().await;
     assert_eq!(report.status, RunStatus::Partial);
