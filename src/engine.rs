@@ -94,7 +94,7 @@ use crate::clock::SharedClock;
 use crate::journal::{Journal, OpStatus, OperationRecord, RunTotals};
 use crate::mapping::Mapped;
 use crate::metrics::{Metrics, names};
-use crate::plan::{Plan, PlanSummary, WithheldArchives};
+use crate::plan::{NamedArchive, Plan, PlanSummary, WithheldArchives};
 use crate::pluvo::{PluvoClient, PluvoError};
 use crate::settings::Settings;
 use crate::snapshot::{Snapshot, SnapshotError};
@@ -144,6 +144,8 @@ pub struct RunReport {
     pub ops_failed: u64,
     pub ops_skipped: u64,
     pub withheld_archives: Option<WithheldArchives>,
+    /// The archives the plan sent, each with why the person goes.
+    pub archives: Vec<NamedArchive>,
     pub errors: Vec<String>,
     pub duration_ms: u64,
 }
@@ -160,6 +162,7 @@ impl RunReport {
             ops_failed: 0,
             ops_skipped: 0,
             withheld_archives: None,
+            archives: Vec::new(),
             errors: Vec::new(),
             duration_ms: 0,
         }
@@ -319,7 +322,9 @@ impl Engine {
         report.rows_rejected = mapped.rejected.len();
         report.summary = Some(plan.summary);
         report.withheld_archives = plan.withheld_archives.clone();
+        report.archives = plan.archives();
         self.journal_rejected(&run_id, &mapped).await;
+        self.journal_held_by_plan(&run_id, &plan, &mut report).await;
         tracing::info!(
             rows = rows_read,
             rejected = mapped.rejected.len(),
@@ -397,10 +402,7 @@ impl Engine {
             RunStatus::Aborted
         } else if outcome.failed > 0 && outcome.ok == 0 {
             RunStatus::Failed
-        } else if outcome.failed > 0
-            || !mapped.rejected.is_empty()
-            || plan.withheld_archives.is_some()
-        {
+        } else if outcome.failed > 0 || !mapped.rejected.is_empty() || plan.needs_attention() {
             RunStatus::Partial
         } else {
             RunStatus::Ok
@@ -445,6 +447,62 @@ impl Engine {
             .collect();
         if let Err(error) = self.journal.record(run_id, &ops, &[]).await {
             tracing::error!(%error, "cannot journal rejected records");
+        }
+    }
+
+    /// What the plan holds back for the operator to decide goes into the journal, where an
+    /// auditor looks for why someone was not archived or created: each archive the guard
+    /// withheld (with why the person would have gone), and both numbers of a suspected
+    /// employee-number change, with the advice, which also goes into the report.
+    async fn journal_held_by_plan(&self, run_id: &str, plan: &Plan, report: &mut RunReport) {
+        let mut ops = Vec::new();
+        if let Some(withheld) = &plan.withheld_archives {
+            for person in &withheld.people {
+                ops.push(OperationRecord {
+                    employee_ref: Some(person.employee_ref.to_string()),
+                    kind: "archive",
+                    target: None,
+                    changes: serde_json::json!([
+                        {"field": "archived", "before": false, "after": true, "why": person.why}
+                    ]),
+                    status: OpStatus::Skipped,
+                    attempts: 0,
+                    error: Some(format!(
+                        "withheld by the archive guard: {}",
+                        withheld.reason
+                    )),
+                    duration_ms: 0,
+                });
+            }
+        }
+        for change in &plan.suspected_ref_changes {
+            tracing::warn!(
+                absent_ref = %change.absent_ref,
+                new_ref = %change.new_ref,
+                "suspected employee-number change: both numbers held"
+            );
+            let advice = change.advice();
+            for (employee_ref, other) in [
+                (&change.absent_ref, &change.new_ref),
+                (&change.new_ref, &change.absent_ref),
+            ] {
+                ops.push(OperationRecord {
+                    employee_ref: Some(employee_ref.to_string()),
+                    kind: "suspected_ref_change",
+                    target: Some(other.to_string()),
+                    changes: serde_json::json!([]),
+                    status: OpStatus::Rejected,
+                    attempts: 0,
+                    error: Some(advice.clone()),
+                    duration_ms: 0,
+                });
+            }
+            report.errors.push(advice);
+        }
+        if !ops.is_empty()
+            && let Err(error) = self.journal.record(run_id, &ops, &[]).await
+        {
+            tracing::error!(%error, "cannot journal what the plan held back");
         }
     }
 

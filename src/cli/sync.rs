@@ -108,6 +108,22 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             report.ops_skipped,
             report.rows_rejected
         );
+        for archive in &report.archives {
+            println!(
+                "  - {:<12} archive   {}",
+                archive.employee_ref.as_str(),
+                archive.why
+            );
+        }
+        if let Some(withheld) = &report.withheld_archives {
+            for person in &withheld.people {
+                println!(
+                    "  = {:<12} withheld  {}",
+                    person.employee_ref.as_str(),
+                    person.why
+                );
+            }
+        }
         for error in &report.errors {
             println!("  ! {error}");
         }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod cut_off;
+mod held_people;
 mod helpers;
 mod lifecycle;
 mod pluvo_client;
