@@ -14,6 +14,7 @@
 //! Groups are *managed* when a rule can produce them: the static list, and every ref a group
 //! template could render. The sync never removes a membership of a group it does not manage.
 
+pub mod limits;
 pub mod settings;
 pub mod template;
 pub mod value;
@@ -571,7 +572,12 @@ impl MappingRules {
                 ));
             }
             Some(raw) => {
-                Email::parse(raw).map_err(|invalid| fail(&self.email_column, invalid.0))?
+                // Length first: the lenient parser quotes the value, and it may be megabytes.
+                let email = limits::check_email_length(raw)
+                    .and_then(|()| Email::parse(raw).map_err(|invalid| invalid.0))
+                    .map_err(|why| fail(&self.email_column, why))?;
+                limits::check_email(email.as_str()).map_err(|why| fail(&self.email_column, why))?;
+                email
             }
         };
 
@@ -581,13 +587,16 @@ impl MappingRules {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
+        let name_columns = || self.name.columns().collect::<Vec<_>>().join(", ");
         if name.is_empty() {
-            let columns = self.name.columns().collect::<Vec<_>>().join(", ");
+            let columns = name_columns();
             return Err(fail(
                 &columns,
                 format!("the name is empty: {columns} are all blank"),
             ));
         }
+        limits::check_text(&name)
+            .map_err(|why| fail(&name_columns(), format!("the name {why}")))?;
 
         let language = match &self.language {
             None => None,
@@ -620,6 +629,10 @@ impl MappingRules {
         let mut categories = Categories::new();
         for rule in &self.categories {
             if let Some(raw) = record.get(&rule.column) {
+                if matches!(rule.kind, CategoryKind::String | CategoryKind::Choice) {
+                    limits::check_text(raw)
+                        .map_err(|why| fail(&rule.column, format!("the value {why}")))?;
+                }
                 let value = rule.read(raw).map_err(|why| fail(&rule.column, why))?;
                 categories.insert(rule.category.clone(), value);
             }

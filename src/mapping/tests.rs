@@ -888,3 +888,72 @@ async fn the_annotated_example_config_keeps_middle_names() {
         "Thijs van den Berg"
     );
 }
+
+/// Values Pluvo's model refuses are rejected while mapping, naming the row and the field, and a
+/// huge value is not quoted back (it would land in the journal and the logs).
+#[test]
+fn values_pluvo_would_refuse_are_rejected_naming_row_and_field() {
+    let name = "A".repeat(10_000);
+    let title = "x".repeat(50 * 1024 * 1024);
+    let address = format!("{}@example.com", "a".repeat(5_000));
+    let cases: [(&str, Vec<(&str, &str)>, &str, &str); 6] = [
+        (
+            "a 10,000-character name",
+            vec![("first_name", &name)],
+            "first_name, middle_name, last_name",
+            "the name is 10009 characters long; Pluvo takes at most 255",
+        ),
+        (
+            "a 50 MB string field",
+            vec![("department", &title)],
+            "department",
+            "the value is 52428800 characters long; Pluvo takes at most 255",
+        ),
+        (
+            "a long choice",
+            vec![("contract_type", &name)],
+            "contract_type",
+            "the value is 10000 characters long",
+        ),
+        (
+            "an accent before the @",
+            vec![("email", "jörg.müller@example.com")],
+            "email",
+            "only ASCII letters, digits",
+        ),
+        (
+            "a huge address",
+            vec![("email", &address)],
+            "email",
+            "the e-mail address is 5012 characters long; Pluvo takes at most 320",
+        ),
+        (
+            "a domain that is no host name",
+            vec![("email", "lotte@ex_ample.com")],
+            "email",
+            "the domain after the '@'",
+        ),
+    ];
+    for (name, changes, field, reason) in cases {
+        let mapped = rules().map(data(vec![lotte(7, &changes)]));
+        assert!(mapped.people.is_empty(), "case {name}");
+        let [error] = mapped.rejected.as_slice() else {
+            panic!("case {name}: {} rejected", mapped.rejected.len())
+        };
+        assert_eq!(error.location, Location::Line { line: 7 }, "case {name}");
+        assert_eq!(error.field.as_deref(), Some(field), "case {name}");
+        assert_eq!(error.employee_ref.as_deref(), Some("000123"), "case {name}");
+        assert!(
+            error.reason.contains(reason),
+            "case {name}: {:.300}",
+            error.reason
+        );
+        assert!(
+            error.reason.len() < 400,
+            "case {name}: the value is not quoted back"
+        );
+    }
+    // An internationalised domain that converts to punycode is Pluvo's to accept.
+    let mapped = rules().map(data(vec![lotte(7, &[("email", "Lotte@Bücher.example")])]));
+    assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
+}
