@@ -98,7 +98,7 @@ use crate::plan::{NamedArchive, Plan, PlanSummary, WithheldArchives};
 use crate::pluvo::{PluvoClient, PluvoError};
 use crate::settings::Settings;
 use crate::snapshot::{Snapshot, SnapshotError};
-use crate::source::SourceError;
+use crate::source::{RecordError, SourceError};
 
 /// Why a run could not even start, or could not plan.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +133,9 @@ pub struct Prepared {
     pub plan: Plan,
 }
 
+/// How many rejected records a [`RunReport`] lists; the journal has every one.
+pub const REJECTED_SHOWN: usize = 20;
+
 /// How a run ended, for the CLI's exit code, the HTTP trigger and the logs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
@@ -146,6 +149,9 @@ pub struct RunReport {
     pub withheld_archives: Option<WithheldArchives>,
     /// The archives the plan sent, each with why the person goes.
     pub archives: Vec<NamedArchive>,
+    /// The first [`REJECTED_SHOWN`] rejected records, with line, field and reason; all of them
+    /// are in the journal.
+    pub rejected: Vec<RecordError>,
     pub errors: Vec<String>,
     pub duration_ms: u64,
 }
@@ -163,6 +169,7 @@ impl RunReport {
             ops_skipped: 0,
             withheld_archives: None,
             archives: Vec::new(),
+            rejected: Vec::new(),
             errors: Vec::new(),
             duration_ms: 0,
         }
@@ -323,6 +330,7 @@ impl Engine {
         report.summary = Some(plan.summary);
         report.withheld_archives = plan.withheld_archives.clone();
         report.archives = plan.archives();
+        report_rejected(&mut report, &mapped.rejected);
         self.journal_rejected(&run_id, &mapped).await;
         self.journal_held_by_plan(&run_id, &plan, &mut report).await;
         tracing::info!(
@@ -574,6 +582,35 @@ impl Engine {
         );
         report
     }
+}
+
+/// Rejected records make a run partial, so the report says so: a count with the place of each
+/// (no reasons, which can quote an address, in `errors`), and the first [`REJECTED_SHOWN`] in
+/// full in `rejected`.
+fn report_rejected(report: &mut RunReport, rejected: &[RecordError]) {
+    if rejected.is_empty() {
+        return;
+    }
+    report.rejected = rejected.iter().take(REJECTED_SHOWN).cloned().collect();
+    let places: Vec<String> = report
+        .rejected
+        .iter()
+        .map(|r| match &r.field {
+            Some(field) => format!("{} ('{field}')", r.location),
+            None => r.location.to_string(),
+        })
+        .collect();
+    let more = if rejected.len() > REJECTED_SHOWN {
+        format!(" and {} more", rejected.len() - REJECTED_SHOWN)
+    } else {
+        String::new()
+    };
+    report.errors.push(format!(
+        "{} record(s) rejected and skipped, so those people are left as they are: {}{more}; \
+         fix them in the source (reasons under 'rejected', or in `pluvo-sync journal show`)",
+        rejected.len(),
+        places.join(", ")
+    ));
 }
 
 /// The daemon starts runs through this: take the lease, then run in the background.

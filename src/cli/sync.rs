@@ -127,6 +127,9 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         for error in &report.errors {
             println!("  ! {error}");
         }
+        for rejected in &report.rejected {
+            println!("  x {rejected}");
+        }
         if !report.errors.is_empty() {
             println!("details: pluvo-sync journal show {}", report.run_id);
         }

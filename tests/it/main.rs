@@ -6,5 +6,6 @@ mod held_people;
 mod helpers;
 mod lifecycle;
 mod pluvo_client;
+mod run_report;
 mod service;
 mod sync_e2e;
