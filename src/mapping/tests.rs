@@ -896,7 +896,9 @@ fn values_pluvo_would_refuse_are_rejected_naming_row_and_field() {
     let name = "A".repeat(10_000);
     let title = "x".repeat(50 * 1024 * 1024);
     let address = format!("{}@example.com", "a".repeat(5_000));
-    let cases: [(&str, Vec<(&str, &str)>, &str, &str); 6] = [
+    // (case, changed cells, field at fault, a phrase of the reason)
+    type Refused<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: [Refused; 6] = [
         (
             "a 10,000-character name",
             vec![("first_name", &name)],

@@ -4,6 +4,8 @@
 //! over generated files, so they can try hundreds of cuts; `sync_e2e` runs one through the whole
 //! engine.
 
+#![allow(clippy::unwrap_used)]
+
 use chrono::NaiveDate;
 use pluvo_sync::mapping::Mapped;
 use pluvo_sync::plan::{Plan, UserChange};

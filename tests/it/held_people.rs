@@ -1,5 +1,7 @@
 //! People the plan holds or archives are named, with why, in `plan`, `sync` and the journal.
 
+#![allow(clippy::unwrap_used)]
+
 use pluvo_sync::engine::RunStatus;
 
 use crate::helpers::{TestEnv, staff};

@@ -1,5 +1,7 @@
 //! `sync --json`: a partial run says why, listing its rejected records.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::Value;
 
 use crate::helpers::{TestEnv, employee, staff};
