@@ -51,18 +51,11 @@ fn desired(i: usize) -> DesiredUser {
 
 fn acknowledged(d: &DesiredUser) -> SnapshotUser {
     SnapshotUser {
-        employee_ref: d.employee_ref.clone(),
         pluvo_id: Some(format!(
             "00000000-0000-4000-8000-{:012}",
             d.employee_ref.as_str().len()
         )),
-        email: d.email.clone(),
-        name: d.name.clone(),
-        roles: d.roles.clone(),
-        language: d.language,
-        archived: false,
-        categories: d.categories.clone(),
-        groups: d.groups.clone(),
+        ..SnapshotUser::acknowledged(d)
     }
 }
 

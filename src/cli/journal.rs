@@ -188,8 +188,14 @@ fn print_operations(ops: &[OperationRow], by_run: bool) {
             serde_json::Value::Array(items) if !items.is_empty() => items
                 .iter()
                 .map(|c| {
+                    // An archive says why the person goes: absent, or their end date passed.
+                    let why = serde_json::from_value::<crate::sync::plan::ArchiveReason>(
+                        c["why"].clone(),
+                    )
+                    .map(|why| format!(" ({why})"))
+                    .unwrap_or_default();
                     format!(
-                        "{}: {} → {}",
+                        "{}: {} → {}{why}",
                         c["field"].as_str().unwrap_or("?"),
                         c["before"],
                         c["after"]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::{Cli, Exit};
 use crate::sync::engine::{Prepared, RunOptions};
-use crate::sync::plan::{ArchiveReason, Lifecycle, UserChange};
+use crate::sync::plan::{Lifecycle, PlanSummary, UserChange};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -80,6 +80,7 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
         s.group_remove,
         s.not_yet_started
     );
+    let _ = writeln!(out, "  {}", people_breakdown(s));
     let _ = writeln!(out, "  {} operation(s) to send", s.operations);
     if !plan.people.is_empty() {
         out.push('\n');
@@ -93,16 +94,7 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
             Some(UserChange::Unarchive { changes }) => {
                 ('^', "unarchive", describe_changes(changes))
             }
-            Some(UserChange::Archive { why }) => (
-                '-',
-                "archive",
-                match why {
-                    ArchiveReason::AbsentFromSource => "absent from the source".to_owned(),
-                    ArchiveReason::EndDatePassed { end_date } => {
-                        format!("end date {end_date} passed")
-                    }
-                },
-            ),
+            Some(UserChange::Archive { why }) => ('-', "archive", why.to_string()),
             None => ('~', "", String::new()),
         };
         let mut extras = Vec::new();
@@ -132,7 +124,8 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
         let _ = writeln!(
             out,
             "  {mark} {:<12} {:<9} {detail}",
-            person.employee_ref, action
+            person.employee_ref.as_str(),
+            action
         );
     }
     if let Some(withheld) = &plan.withheld_archives {
@@ -141,6 +134,23 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
             "\nArchive guard: {} archive(s) withheld: {}.\n  Creates and updates go ahead. If the archives are intended, run `pluvo-sync sync --allow-mass-archive`.",
             withheld.would_archive, withheld.reason
         );
+        for person in &withheld.people {
+            let _ = writeln!(
+                out,
+                "  = {:<12} withheld  {}",
+                person.employee_ref.as_str(),
+                person.why
+            );
+        }
+    }
+    if !plan.suspected_ref_changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nSuspected employee-number changes (both numbers held: nobody archived or created):"
+        );
+        for change in &plan.suspected_ref_changes {
+            let _ = writeln!(out, "  {}", change.advice());
+        }
     }
     if !plan.upcoming.is_empty() {
         let _ = writeln!(
@@ -176,6 +186,33 @@ pub fn render(prepared: &Prepared, time_zone: &str) -> String {
         );
     }
     out
+}
+
+/// "13 people: 1 to create, 2 to archive, …": every person the plan looked at, once, so the
+/// parts add up to the total.
+pub fn people_breakdown(s: &PlanSummary) -> String {
+    let parts = [
+        (s.create, "to create"),
+        (s.update, "to update"),
+        (s.unarchive, "to unarchive"),
+        (s.archive, "to archive"),
+        (s.withheld_archives, "archive(s) withheld"),
+        (s.other_changes, "with only custom-field or group changes"),
+        (s.unchanged, "unchanged"),
+        (s.not_yet_started, "not yet started"),
+        (s.left_before_sync, "left before they were ever synced"),
+        (s.held, "held (rejected rows)"),
+        (
+            2 * s.suspected_ref_changes,
+            "held as suspected employee-number changes",
+        ),
+    ];
+    let shown: Vec<String> = parts
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{count} {what}"))
+        .collect();
+    format!("{} people: {}", s.people(), shown.join(", "))
 }
 
 fn describe_changes(changes: &[crate::sync::plan::FieldChange]) -> String {

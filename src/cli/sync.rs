@@ -113,8 +113,27 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             report.ops_skipped,
             report.rows_rejected
         );
+        for archive in &report.archives {
+            println!(
+                "  - {:<12} archive   {}",
+                archive.employee_ref.as_str(),
+                archive.why
+            );
+        }
+        if let Some(withheld) = &report.withheld_archives {
+            for person in &withheld.people {
+                println!(
+                    "  = {:<12} withheld  {}",
+                    person.employee_ref.as_str(),
+                    person.why
+                );
+            }
+        }
         for error in &report.errors {
             outln!("  ! {error}");
+        }
+        for rejected in &report.rejected {
+            println!("  x {rejected}");
         }
         if !report.errors.is_empty() {
             outln!("details: pluvo-sync journal show {}", report.run_id);

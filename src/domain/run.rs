@@ -95,6 +95,9 @@ run_word! {
         GroupRemove,
         /// A source record that could not be used.
         RejectedRecord,
+        /// A person absent from the export and a new record with their e-mail address, both held:
+        /// probably one person whose employee number changed format.
+        SuspectedRefChange,
     }
 }
 

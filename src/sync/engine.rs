@@ -18,9 +18,9 @@ use crate::settings::Settings;
 use crate::sync::apply::{Acknowledged, Applier, ChoiceOptions};
 use crate::sync::journal::{Journal, OperationRecord, RunTotals};
 use crate::sync::mapping::Mapped;
-use crate::sync::plan::{Plan, PlanSummary, WithheldArchives};
+use crate::sync::plan::{NamedArchive, Plan, PlanSummary, WithheldArchives};
 use crate::sync::snapshot::{Snapshot, SnapshotError, Tenant};
-use crate::sync::source::SourceError;
+use crate::sync::source::{RecordError, SourceError};
 
 /// Everything a finished run's status is decided from; see [`run_status`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,7 +35,9 @@ pub struct RunFacts {
     /// schema, the journal.
     pub systemic: u64,
     pub rows_rejected: u64,
-    pub archives_withheld: bool,
+    /// The plan held people back for a person to look at: archives withheld by the guard, or
+    /// suspected employee-number changes.
+    pub plan_held_back: bool,
 }
 
 /// How a run that got as far as applying its plan ended. (A run that cannot read its source or
@@ -56,7 +58,7 @@ pub fn run_status(facts: &RunFacts) -> RunStatus {
     } else if facts.systemic > 0
         || facts.refused > 0
         || facts.rows_rejected > 0
-        || facts.archives_withheld
+        || facts.plan_held_back
     {
         RunStatus::Partial
     } else {
@@ -97,6 +99,9 @@ pub struct Prepared {
     pub plan: Plan,
 }
 
+/// How many rejected records a [`RunReport`] lists; the journal has every one.
+pub const REJECTED_SHOWN: usize = 20;
+
 /// How a run ended, for the CLI's exit code, the HTTP trigger and the logs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
@@ -111,6 +116,11 @@ pub struct RunReport {
     /// plan's `summary` says what was intended.)
     pub acknowledged: Acknowledged,
     pub withheld_archives: Option<WithheldArchives>,
+    /// The archives the plan sent, each with why the person goes.
+    pub archives: Vec<NamedArchive>,
+    /// The first [`REJECTED_SHOWN`] rejected records, with line, field and reason; all of them
+    /// are in the journal.
+    pub rejected: Vec<RecordError>,
     pub errors: Vec<String>,
     pub duration_ms: u64,
 }
@@ -128,6 +138,8 @@ impl RunReport {
             ops_skipped: 0,
             acknowledged: Acknowledged::default(),
             withheld_archives: None,
+            archives: Vec::new(),
+            rejected: Vec::new(),
             errors: Vec::new(),
             duration_ms: 0,
         }
@@ -359,7 +371,10 @@ impl Engine {
         if let Err(error) = self.journal.planned(&run_id, &totals).await {
             tracing::warn!(%error, "cannot record what the run planned");
         }
+        report.archives = plan.archives();
+        report_rejected(&mut report, &mapped.rejected);
         self.journal_rejected(&run_id, &mapped).await;
+        self.journal_held_by_plan(&run_id, &plan, &mut report).await;
         tracing::info!(
             rows = rows_read,
             rejected = mapped.rejected.len(),
@@ -442,7 +457,7 @@ impl Engine {
             refused: outcome.failed - outcome.systemic.min(outcome.failed),
             systemic: outcome.systemic,
             rows_rejected: mapped.rejected.len() as u64,
-            archives_withheld: plan.withheld_archives.is_some(),
+            plan_held_back: plan.needs_attention(),
         });
         if report.status == RunStatus::Aborted {
             let why = if lost.is_cancelled() {
@@ -511,6 +526,62 @@ impl Engine {
             .collect();
         if let Err(error) = self.journal.record(run_id, &ops, &[]).await {
             tracing::error!(%error, "cannot journal rejected records");
+        }
+    }
+
+    /// What the plan holds back for the operator to decide goes into the journal, where an
+    /// auditor looks for why someone was not archived or created: each archive the guard
+    /// withheld (with why the person would have gone), and both numbers of a suspected
+    /// employee-number change, with the advice, which also goes into the report.
+    async fn journal_held_by_plan(&self, run_id: &str, plan: &Plan, report: &mut RunReport) {
+        let mut ops = Vec::new();
+        if let Some(withheld) = &plan.withheld_archives {
+            for person in &withheld.people {
+                ops.push(OperationRecord {
+                    employee_ref: Some(person.employee_ref.to_string()),
+                    kind: OpKind::Archive,
+                    target: None,
+                    changes: serde_json::json!([
+                        {"field": "archived", "before": false, "after": true, "why": person.why}
+                    ]),
+                    status: OpStatus::Skipped,
+                    attempts: 0,
+                    error: Some(format!(
+                        "withheld by the archive guard: {}",
+                        withheld.reason
+                    )),
+                    duration_ms: 0,
+                });
+            }
+        }
+        for change in &plan.suspected_ref_changes {
+            tracing::warn!(
+                absent_ref = %change.absent_ref,
+                new_ref = %change.new_ref,
+                "suspected employee-number change: both numbers held"
+            );
+            let advice = change.advice();
+            for (employee_ref, other) in [
+                (&change.absent_ref, &change.new_ref),
+                (&change.new_ref, &change.absent_ref),
+            ] {
+                ops.push(OperationRecord {
+                    employee_ref: Some(employee_ref.to_string()),
+                    kind: OpKind::SuspectedRefChange,
+                    target: Some(other.to_string()),
+                    changes: serde_json::json!([]),
+                    status: OpStatus::Rejected,
+                    attempts: 0,
+                    error: Some(advice.clone()),
+                    duration_ms: 0,
+                });
+            }
+            report.errors.push(advice);
+        }
+        if !ops.is_empty()
+            && let Err(error) = self.journal.record(run_id, &ops, &[]).await
+        {
+            tracing::error!(%error, "cannot journal what the plan held back");
         }
     }
 
@@ -586,6 +657,35 @@ impl Engine {
     }
 }
 
+/// Rejected records make a run partial, so the report says so: a count with the place of each
+/// (no reasons, which can quote an address, in `errors`), and the first [`REJECTED_SHOWN`] in
+/// full in `rejected`.
+fn report_rejected(report: &mut RunReport, rejected: &[RecordError]) {
+    if rejected.is_empty() {
+        return;
+    }
+    report.rejected = rejected.iter().take(REJECTED_SHOWN).cloned().collect();
+    let places: Vec<String> = report
+        .rejected
+        .iter()
+        .map(|r| match &r.field {
+            Some(field) => format!("{} ('{field}')", r.location),
+            None => r.location.to_string(),
+        })
+        .collect();
+    let more = if rejected.len() > REJECTED_SHOWN {
+        format!(" and {} more", rejected.len() - REJECTED_SHOWN)
+    } else {
+        String::new()
+    };
+    report.errors.push(format!(
+        "{} record(s) rejected and skipped, so those people are left as they are: {}{more}; \
+         fix them in the source (reasons under 'rejected', or in `pluvo-sync journal show`)",
+        rejected.len(),
+        places.join(", ")
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,7 +754,7 @@ mod tests {
             (
                 "archives withheld",
                 RunFacts {
-                    archives_withheld: true,
+                    plan_held_back: true,
                     ..base
                 },
                 RunStatus::Partial,

@@ -12,7 +12,10 @@
 //! - a person is **held** when a record of theirs was rejected: nothing about them changes, and in
 //!   particular they are not archived because their row was unreadable;
 //! - the **archive guard** withholds all archives when the source looks wrong (empty, or far more
-//!   leavers than usual). Creates and updates still go ahead.
+//!   leavers than usual). Creates and updates still go ahead;
+//! - a **suspected employee-number change** is a person absent from the source whose e-mail
+//!   address a new record has: one person, renumbered. Both numbers are held, so the account is
+//!   neither archived nor duplicated.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +28,8 @@ use crate::domain::CategoryValue;
 use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, OpKind, Roles};
 use crate::sync::mapping::{DesiredUser, Mapped};
 use crate::sync::snapshot::{Snapshot, SnapshotUser};
+#[cfg(doc)]
+use crate::sync::source::RecordError;
 
 /// How far ahead `plan` reports lifecycle events.
 pub const UPCOMING_DAYS: u64 = 7;
@@ -134,6 +139,22 @@ pub enum ArchiveReason {
     EndDatePassed { end_date: NaiveDate },
 }
 
+impl std::fmt::Display for ArchiveReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveReason::AbsentFromSource => f.write_str("absent from the source"),
+            ArchiveReason::EndDatePassed { end_date } => write!(f, "end date {end_date} passed"),
+        }
+    }
+}
+
+/// Someone to archive, and why: named in `plan`, `sync` and the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedArchive {
+    pub employee_ref: EmployeeRef,
+    pub why: ArchiveReason,
+}
+
 /// The change to a person's Pluvo account itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -204,6 +225,17 @@ impl PersonPlan {
             && self.groups_removed.is_empty()
     }
 
+    /// The archive of this person, if that is their change.
+    pub fn archive(&self) -> Option<NamedArchive> {
+        match &self.user {
+            Some(UserChange::Archive { why }) => Some(NamedArchive {
+                employee_ref: self.employee_ref.clone(),
+                why: why.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Journal operations this person accounts for: the user call, the custom-field call, and
     /// one per membership change.
     pub fn operation_count(&self) -> usize {
@@ -238,13 +270,43 @@ pub enum Lifecycle {
     Archive { end_date: NaiveDate },
 }
 
-/// Why archives were withheld.
+/// Why archives were withheld, and whose.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WithheldArchives {
     pub would_archive: usize,
     pub active_users: usize,
     pub limit: usize,
     pub reason: String,
+    /// Everyone whose archive was withheld, in ref order, with why they would have gone.
+    #[serde(default)]
+    pub people: Vec<NamedArchive>,
+}
+
+/// A person absent from the source and a new record with the same e-mail address: one person
+/// whose employee number changed, or is written differently (`E 000043` for `000043`). Archiving
+/// the one and creating the other would take the person's account away and then fail, because
+/// Pluvo addresses are unique. Both are held; the operator decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspectedRefChange {
+    /// The number Pluvo knows, missing from the source.
+    pub absent_ref: EmployeeRef,
+    /// The number the source now has for that address.
+    pub new_ref: EmployeeRef,
+}
+
+impl SuspectedRefChange {
+    /// What happened and what to do, naming both numbers (no name or address).
+    pub fn advice(&self) -> String {
+        let (old, new) = (&self.absent_ref, &self.new_ref);
+        format!(
+            "suspected employee-number change: {old} is missing from the source and new employee \
+             {new} has the same e-mail address, so neither is archived nor created. If the source \
+             writes the number wrongly, correct it there. If the number really changed, change the \
+             user's ref in Pluvo from {old} to {new} and remove {old} from the snapshot \
+             (sqlite3 <database> \"DELETE FROM snapshot_users WHERE employee_ref = '{old}'\"); the \
+             next run then updates the account as {new}"
+        )
+    }
 }
 
 /// Counts by kind, for summaries and the journal.
@@ -262,10 +324,35 @@ pub struct PlanSummary {
     pub group_remove: usize,
     pub held: usize,
     pub not_yet_started: usize,
+    /// In the source with an end date that passed before the sync ever created them: nothing
+    /// to create, nothing to archive.
+    pub left_before_sync: usize,
+    /// Known people whose only changes are custom fields or group memberships.
+    pub other_changes: usize,
     pub withheld_archives: usize,
+    /// Pairs of numbers held as one person whose number changed ([`SuspectedRefChange`]).
+    pub suspected_ref_changes: usize,
     pub operations: usize,
 }
 
+impl PlanSummary {
+    /// Everyone the plan looked at, each counted once under what happens to them: the
+    /// snapshot's people and the source's (held ones included), without double counting those in
+    /// both. `plan` prints this breakdown, so it must add up.
+    pub fn people(&self) -> usize {
+        self.create
+            + self.update
+            + self.unarchive
+            + self.archive
+            + self.withheld_archives
+            + self.other_changes
+            + self.unchanged
+            + self.not_yet_started
+            + self.left_before_sync
+            + self.held
+            + 2 * self.suspected_ref_changes
+    }
+}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub today: NaiveDate,
@@ -276,11 +363,24 @@ pub struct Plan {
     pub withheld_archives: Option<WithheldArchives>,
     pub upcoming: Vec<UpcomingEvent>,
     pub held: Vec<EmployeeRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub suspected_ref_changes: Vec<SuspectedRefChange>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.people.is_empty()
+    }
+
+    /// Whether the plan leaves something for the operator to decide: archives the guard
+    /// withheld, or people held as a suspected employee-number change. Such a run is partial.
+    pub fn needs_attention(&self) -> bool {
+        self.withheld_archives.is_some() || !self.suspected_ref_changes.is_empty()
+    }
+
+    /// The archives this plan sends, with why each person goes.
+    pub fn archives(&self) -> Vec<NamedArchive> {
+        self.people.iter().filter_map(PersonPlan::archive).collect()
     }
 }
 
@@ -305,6 +405,12 @@ pub fn plan(
     };
     let mut people = Vec::new();
     let mut upcoming = Vec::new();
+    let suspected_ref_changes = suspected_ref_changes(snapshot, mapped);
+    summary.suspected_ref_changes = suspected_ref_changes.len();
+    let paired: BTreeSet<&EmployeeRef> = suspected_ref_changes
+        .iter()
+        .flat_map(|change| [&change.absent_ref, &change.new_ref])
+        .collect();
 
     for pair in merge_join(snapshot.iter(), mapped.people.iter()) {
         let (employee_ref, before, desired) = match pair {
@@ -312,7 +418,7 @@ pub fn plan(
             Pair::Right(r, d) => (r, None, Some(d)),
             Pair::Both(r, s, d) => (r, Some(s), Some(d)),
         };
-        if mapped.held.contains(employee_ref) {
+        if mapped.held.contains(employee_ref) || paired.contains(employee_ref) {
             continue;
         }
         if let Some(desired) = desired {
@@ -330,6 +436,7 @@ pub fn plan(
         if person.is_empty() {
             summary.unchanged += usize::from(before.is_some());
         } else {
+            summary.other_changes += usize::from(person.user.is_none());
             people.push(person);
         }
     }
@@ -368,7 +475,40 @@ pub fn plan(
         withheld_archives,
         upcoming,
         held: mapped.held.iter().cloned().collect(),
+        suspected_ref_changes,
     }
+}
+
+/// Pairs each person Pluvo knows who is absent from the source with a new record (a number
+/// Pluvo does not know) that has their e-mail address. Addresses are compared normalised (trimmed
+/// and lower-cased, see [`Email`]), so `Ann@Example.com` in the export pairs with
+/// `ann@example.com` in the snapshot.
+fn suspected_ref_changes(snapshot: &Snapshot, mapped: &Mapped) -> Vec<SuspectedRefChange> {
+    let absent_by_email: BTreeMap<&str, &EmployeeRef> = snapshot
+        .iter()
+        .filter(|(employee_ref, _)| {
+            !mapped.people.contains_key(*employee_ref) && !mapped.held.contains(*employee_ref)
+        })
+        .map(|(employee_ref, user)| (user.email.as_str(), employee_ref))
+        .collect();
+    if absent_by_email.is_empty() {
+        return Vec::new();
+    }
+    let mut pairs: Vec<SuspectedRefChange> = mapped
+        .people
+        .iter()
+        .filter(|(employee_ref, _)| !snapshot.contains_key(*employee_ref))
+        .filter_map(|(new_ref, desired)| {
+            absent_by_email
+                .get(desired.email.as_str())
+                .map(|absent_ref| SuspectedRefChange {
+                    absent_ref: (*absent_ref).clone(),
+                    new_ref: new_ref.clone(),
+                })
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.absent_ref.cmp(&b.absent_ref));
+    pairs
 }
 
 /// The day on which someone with this end date is archived.
@@ -418,13 +558,15 @@ fn plan_person(
         && today >= archive_date(end_date, policy)
     {
         // A leaver by date. Someone we never created is not created just to be archived.
-        if let Some(before) = before
-            && !before.archived
-        {
-            person.user = Some(UserChange::Archive {
-                why: ArchiveReason::EndDatePassed { end_date },
-            });
-            summary.archive += 1;
+        match before {
+            Some(before) if !before.archived => {
+                person.user = Some(UserChange::Archive {
+                    why: ArchiveReason::EndDatePassed { end_date },
+                });
+                summary.archive += 1;
+            }
+            Some(_) => {}
+            None => summary.left_before_sync += 1,
         }
         return person;
     }
@@ -559,8 +701,9 @@ fn upcoming_events(
 }
 
 /// Withholds archives when the source looks wrong, and says why:
-/// - a record without a readable employee number could be anyone, so nobody's absence can be
-///   trusted: archives of absent people are withheld (archives by end date still go ahead);
+/// - a record without a readable employee number could be anyone, and a record with the wrong
+///   number of cells ([`RecordError::structural`]) may hide other rows, so nobody's absence can
+///   be trusted: archives of absent people are withheld (archives by end date still go ahead);
 /// - an empty source, or more archives than the guard allows, withholds every archive.
 fn guard_archives(
     people: &mut Vec<PersonPlan>,
@@ -585,10 +728,12 @@ fn guard_archives(
     // Rounded down: the percentage is a ceiling, not a target.
     let by_percent = (policy.guard.max_percent / 100.0 * active_users as f64).floor() as usize;
     let limit = policy.guard.max_people.max(by_percent);
-    let unidentified = mapped
+    // A row without a readable number could be anyone; a row with the wrong number of cells
+    // may have swallowed (or be split from) other people's rows.
+    let suspect = mapped
         .rejected
         .iter()
-        .filter(|r| r.employee_ref.is_none())
+        .filter(|r| r.employee_ref.is_none() || r.structural)
         .count();
 
     let (reason, withhold_all) = if mapped.people.is_empty() && mapped.held.is_empty() {
@@ -600,28 +745,32 @@ fn guard_archives(
             policy.guard.max_people, policy.guard.max_percent
         );
         (reason, true)
-    } else if unidentified > 0 && people.iter().any(is_absent) {
+    } else if suspect > 0 && people.iter().any(is_absent) {
         let reason = format!(
-            "{unidentified} record(s) have no readable employee number, so people missing from the source \
-             may be on them; fix those rows and the archives follow on the next run"
+            "{suspect} record(s) have no readable employee number or the wrong number of cells, so \
+             people missing from the source may be on them; fix those rows and the archives follow \
+             on the next run"
         );
         (reason, false)
     } else {
         return None;
     };
-    let before = people.len();
-    people.retain(|p| {
-        if withhold_all {
-            !is_archive(p)
-        } else {
-            !is_absent(p)
-        }
-    });
+    let (withheld, kept): (Vec<PersonPlan>, Vec<PersonPlan>) =
+        std::mem::take(people).into_iter().partition(|p| {
+            if withhold_all {
+                is_archive(p)
+            } else {
+                is_absent(p)
+            }
+        });
+    *people = kept;
+    let withheld: Vec<NamedArchive> = withheld.iter().filter_map(PersonPlan::archive).collect();
     Some(WithheldArchives {
-        would_archive: before - people.len(),
+        would_archive: withheld.len(),
         active_users,
         limit,
         reason,
+        people: withheld,
     })
 }
 

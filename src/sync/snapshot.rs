@@ -34,6 +34,21 @@ pub struct SnapshotUser {
 }
 
 impl SnapshotUser {
+    /// The row `desired` leaves once Pluvo has acknowledged all of it, before Pluvo's id is known.
+    pub fn acknowledged(desired: &crate::sync::mapping::DesiredUser) -> Self {
+        Self {
+            employee_ref: desired.employee_ref.clone(),
+            pluvo_id: None,
+            email: desired.email.clone(),
+            name: desired.name.clone(),
+            roles: desired.roles.clone(),
+            language: desired.language,
+            archived: false,
+            categories: desired.categories.clone(),
+            groups: desired.groups.clone(),
+        }
+    }
+
     /// A digest of every synced field, stored beside the row so that drift between the row and
     /// its hash (a hand edit of the database) is detectable.
     pub fn content_hash(&self) -> String {

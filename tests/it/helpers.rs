@@ -53,10 +53,12 @@ pub fn employee(
         number: number.to_owned(),
         first: first.to_owned(),
         last: last.to_owned(),
+        // Pluvo refuses accents before the '@' (Django's EmailValidator), as mail systems
+        // mostly do: Zoë's address is zoe.bakker@, as an HR system would hold it.
         email: format!(
             "{}.{}@example.com",
-            first.to_lowercase(),
-            last.to_lowercase()
+            pluvo_sync::sync::mapping::slug(first),
+            pluvo_sync::sync::mapping::slug(last)
         ),
         department: department.to_owned(),
         location: location.to_owned(),

@@ -2,11 +2,14 @@
 
 mod cli;
 mod cli_safety;
+mod cut_off;
 mod error_styles;
+mod held_people;
 mod helpers;
 mod lease_loss;
 mod lifecycle;
 mod pluvo_client;
+mod run_report;
 mod run_status;
 mod service;
 mod sync_e2e;

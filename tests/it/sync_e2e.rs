@@ -223,9 +223,15 @@ async fn bad_rows_are_skipped_reported_and_never_archive_anyone() {
     rows[1].number = String::new(); // missing employee number (000124 vanishes with it)
     rows.push(rows[2].clone()); // 000131 twice
     rows[3].first = "Daniel".to_owned(); // a valid change still goes through
-    let mut bytes = export_csv(&rows);
-    bytes.extend_from_slice(b"000999;Too;Few;cells\r\n");
-    env.write_raw_export(&bytes);
+    // A short row before the last one (a short *last* row means the file is cut off).
+    let text = String::from_utf8(export_csv(&rows)).unwrap();
+    let last_row = text.trim_end().rfind("\r\n").unwrap() + 2;
+    let text = format!(
+        "{}000999;Too;Few;cells\r\n{}",
+        &text[..last_row],
+        &text[last_row..]
+    );
+    env.write_raw_export(text.as_bytes());
 
     let report = env.sync().await;
     assert_eq!(report.status, RunStatus::Partial);
@@ -281,7 +287,7 @@ async fn an_empty_export_archives_nobody() {
 }
 
 #[tokio::test]
-async fn a_truncated_export_hits_the_archive_guard_and_an_operator_can_override_it() {
+async fn a_truncated_export_fails_or_hits_the_archive_guard_and_an_operator_can_override_it() {
     let env = TestEnv::start().await;
     let mut rows = staff();
     for i in 0..30 {
@@ -296,20 +302,30 @@ async fn a_truncated_export_hits_the_archive_guard_and_an_operator_can_override_
     env.write_export(&rows);
     assert_eq!(env.sync().await.status, RunStatus::Ok);
 
-    // Cut off 12 bytes into the 14th data row, as a failed upload leaves it: 13 complete rows,
-    // and a broken one whose employee number is still readable, so that person is held.
+    // Cut off 12 bytes into the 14th data row, as a failed upload leaves it: the file is cut
+    // off, so the run fails before planning, whatever the archive guard would allow.
     let bytes = export_csv(&rows);
     let text = String::from_utf8(bytes).unwrap();
     let cut = text.match_indices("\r\n").nth(13).unwrap().0 + 12;
     env.write_raw_export(&text.as_bytes()[..cut]);
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Failed, "{:?}", report.errors);
+    assert!(
+        report.errors[0].contains("cut off at line 15"),
+        "{:?}",
+        report.errors
+    );
+    assert!(env.state().users.iter().all(|u| !u.archived));
 
+    // Cut exactly after the 14th row: a shorter file that reads as whole. The guard holds.
+    let cut = text.match_indices("\r\n").nth(14).unwrap().0 + 2;
+    env.write_raw_export(&text.as_bytes()[..cut]);
     let report = env.sync().await;
     assert_eq!(report.status, RunStatus::Partial);
     assert_eq!(
         report.withheld_archives.as_ref().unwrap().would_archive,
         36 - 14
     );
-    assert!(report.rows_rejected >= 1, "the cut-off row is reported");
     assert!(env.state().users.iter().all(|u| !u.archived));
 
     let report = env
@@ -424,10 +440,14 @@ async fn an_export_cut_off_inside_an_employee_number_archives_nobody() {
     env.write_raw_export(&text.as_bytes()[..last_row + 3]);
 
     let report = env.sync().await;
-    assert_eq!(report.status, RunStatus::Partial, "{:?}", report.errors);
-    assert!(report.rows_rejected >= 1, "the cut-off row is reported");
+    assert_eq!(report.status, RunStatus::Failed, "{:?}", report.errors);
     assert!(
-        !env.state().user("000160").unwrap().archived,
+        report.errors[0].contains("cut off at line 7"),
+        "{:?}",
+        report.errors
+    );
+    assert!(
+        env.state().users.iter().all(|u| !u.archived),
         "a cut-off row never archives the person it belonged to"
     );
 }

@@ -15,6 +15,47 @@ use crate::clock::{SharedClock, timestamp};
 use crate::domain::{OpKind, OpStatus, RunStatus, Trigger};
 use crate::sync::snapshot::{self, SnapshotUser};
 
+/// The most the journal keeps of one value in an operation's `changes`. A value Pluvo refused
+/// can be megabytes (a job title pasted with a whole document); the journal keeps 400 days, and
+/// what an auditor needs is which field changed and how it began.
+pub const MAX_VALUE_BYTES: usize = 1024;
+
+/// The most the journal keeps of one error text (which can quote a value back).
+pub const MAX_ERROR_BYTES: usize = 4 * 1024;
+
+/// `text`, cut to at most `max` bytes at a character boundary, with a marker saying how long it
+/// was, so a cut value can never be mistaken for the whole one.
+pub fn cap_text(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}… [truncated: {} bytes in all]",
+        &text[..end],
+        text.len()
+    ))
+}
+
+/// `value` with every string in it capped at [`MAX_VALUE_BYTES`].
+fn cap_values(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(cap_text(text, MAX_VALUE_BYTES).into_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(cap_values).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| (key.clone(), cap_values(value)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// One operation, ready to be journaled.
 #[derive(Debug, Clone, Serialize)]
 pub struct OperationRecord {
@@ -155,7 +196,12 @@ impl Journal {
         .bind(totals.ops_failed as i64)
         .bind(totals.ops_skipped as i64)
         .bind(totals.plan_summary.as_ref().map(serde_json::Value::to_string))
-        .bind(totals.error_summary.as_deref())
+        .bind(
+            totals
+                .error_summary
+                .as_deref()
+                .map(|e| cap_text(e, 8 * MAX_ERROR_BYTES)),
+        )
         .bind(run_id)
         .execute(&self.pool)
         .await?;
@@ -180,10 +226,10 @@ impl Journal {
             .bind(op.employee_ref.as_deref())
             .bind(op.kind.as_str())
             .bind(op.target.as_deref())
-            .bind(op.changes.to_string())
+            .bind(cap_values(&op.changes).to_string())
             .bind(op.status.as_str())
             .bind(i64::from(op.attempts))
-            .bind(op.error.as_deref())
+            .bind(op.error.as_deref().map(|e| cap_text(e, MAX_ERROR_BYTES)))
             .bind(i64::try_from(op.duration_ms).unwrap_or(i64::MAX))
             .bind(&now)
             .execute(&mut *tx)
@@ -479,6 +525,49 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A 50 MB value Pluvo refused once filled a 56 MB journal kept for 400 days.
+    #[tokio::test]
+    async fn huge_values_and_errors_are_stored_capped_and_marked() {
+        let (journal, _dir) = journal().await;
+        journal
+            .start_run("run-1", Trigger::Cli, "csv:x")
+            .await
+            .unwrap();
+        let huge = "é".repeat(25 * 1024 * 1024);
+        let op = OperationRecord {
+            employee_ref: Some("007".into()),
+            kind: OpKind::Categories,
+            target: None,
+            changes: serde_json::json!([{"field": "job_title", "before": "Chef", "after": huge}]),
+            status: OpStatus::Failed,
+            attempts: 1,
+            error: Some(format!("Pluvo refused '{huge}'")),
+            duration_ms: 1,
+        };
+        journal.record("run-1", &[op], &[]).await.unwrap();
+        let ops = journal.operations_of_person("007").await.unwrap();
+        let after = ops[0].changes[0]["after"].as_str().unwrap();
+        assert!(after.len() <= MAX_VALUE_BYTES + 50, "{}", after.len());
+        assert!(after.starts_with("éé"));
+        assert!(
+            after.ends_with("[truncated: 52428800 bytes in all]"),
+            "{after:.60}"
+        );
+        assert_eq!(
+            ops[0].changes[0]["before"], "Chef",
+            "short values are kept whole"
+        );
+        let error = ops[0].error.as_deref().unwrap();
+        assert!(error.len() <= MAX_ERROR_BYTES + 50, "{}", error.len());
+        assert!(error.starts_with("Pluvo refused 'éé") && error.contains("[truncated: "));
+        let size: i64 =
+            sqlx::query_scalar("SELECT SUM(LENGTH(changes) + LENGTH(error)) FROM operations")
+                .fetch_one(journal.pool())
+                .await
+                .unwrap();
+        assert!(size < 8 * 1024, "{size} bytes stored");
     }
 
     fn op(status: OpStatus) -> OperationRecord {

@@ -14,6 +14,7 @@
 //! Groups are *managed* when a rule can produce them: the static list, and every ref a group
 //! template could render. The sync never removes a membership of a group it does not manage.
 
+pub mod limits;
 pub mod settings;
 pub mod template;
 pub mod value;
@@ -430,6 +431,7 @@ impl MappingRules {
                         "employee number {employee_ref} is also on {others}; none of these rows \
                          is applied until only one remains"
                     ),
+                    structural: false,
                 });
                 mapped.held.insert(employee_ref.clone());
                 continue;
@@ -473,6 +475,7 @@ impl MappingRules {
                         "the same e-mail address as {others}; Pluvo addresses are unique, so \
                          none of them is applied"
                     ),
+                    structural: false,
                 });
                 mapped.held.insert(user.employee_ref.clone());
             }
@@ -508,6 +511,7 @@ impl MappingRules {
                          neither row is applied",
                         user.employee_ref
                     ),
+                    structural: false,
                 });
                 continue;
             }
@@ -531,6 +535,7 @@ impl MappingRules {
             employee_ref: employee_ref.map(ToString::to_string),
             field: Some(field.to_owned()),
             reason,
+            structural: false,
         };
         let employee_ref = match record.get(&self.ref_column).map(EmployeeRef::parse) {
             None => {
@@ -553,7 +558,12 @@ impl MappingRules {
                 ));
             }
             Some(raw) => {
-                Email::parse(raw).map_err(|invalid| fail(&self.email_column, invalid.0))?
+                // Length first: the lenient parser quotes the value, and it may be megabytes.
+                let email = limits::check_email_length(raw)
+                    .and_then(|()| Email::parse(raw).map_err(|invalid| invalid.0))
+                    .map_err(|why| fail(&self.email_column, why))?;
+                limits::check_email(email.as_str()).map_err(|why| fail(&self.email_column, why))?;
+                email
             }
         };
 
@@ -563,13 +573,16 @@ impl MappingRules {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
+        let name_columns = || self.name.columns().collect::<Vec<_>>().join(", ");
         if name.is_empty() {
-            let columns = self.name.columns().collect::<Vec<_>>().join(", ");
+            let columns = name_columns();
             return Err(fail(
                 &columns,
                 format!("the name is empty: {columns} are all blank"),
             ));
         }
+        limits::check_text(&name)
+            .map_err(|why| fail(&name_columns(), format!("the name {why}")))?;
 
         let language = match &self.language {
             None => None,
@@ -602,6 +615,10 @@ impl MappingRules {
         let mut categories = Categories::new();
         for rule in &self.categories {
             if let Some(raw) = record.get(&rule.column) {
+                if matches!(rule.kind, CategoryKind::String | CategoryKind::Choice) {
+                    limits::check_text(raw)
+                        .map_err(|why| fail(&rule.column, format!("the value {why}")))?;
+                }
                 let value = rule.read(raw).map_err(|why| fail(&rule.column, why))?;
                 categories.insert(rule.category.clone(), value);
             }

@@ -222,9 +222,14 @@ fn matches_from(parts: &[Part], candidate: &str) -> bool {
     }
 }
 
-/// `Café Zuid & Noord` → `cafe-zuid-noord`: accents folded to ASCII, lower-case, every run of
+/// `Café Zuid & Noord` → `cafe-zuid-noord`: transliterated to ASCII, lower-case, every run of
 /// other characters one dash, no dash at either end. Group refs are identifiers that
 /// administrators type and URLs carry, so they stay plain ASCII.
+///
+/// Transliteration is `deunicode`'s, not a hand-kept table: HR writes department names in every
+/// script and with every ligature (`ﬁ`, `Đ`, Vietnamese tone marks), and a letter the fold does
+/// not know must not silently vanish (`naïve ﬁnance` once became `naive-nance`). A character with
+/// no ASCII spelling at all separates words, like punctuation does.
 pub fn slug(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut pending_dash = false;
@@ -234,51 +239,22 @@ pub fn slug(raw: &str) -> String {
                 out.push('-');
             }
             pending_dash = false;
-            out.push(c);
+            out.push(c.to_ascii_lowercase());
         } else {
             pending_dash = true;
         }
     };
-    for c in raw.chars().flat_map(char::to_lowercase) {
-        match ascii_fold(c) {
-            Some(folded) => folded.chars().for_each(&mut push),
-            None => push(c),
+    for c in raw.chars() {
+        if c.is_ascii() {
+            push(c);
+        } else {
+            deunicode::deunicode_char(c)
+                .unwrap_or(" ")
+                .chars()
+                .for_each(&mut push);
         }
     }
     out
-}
-
-/// The ASCII spelling of a lower-case accented Latin letter; `Some("")` for the combining marks
-/// of decomposed text, so `e` + U+0301 folds like `é`.
-fn ascii_fold(c: char) -> Option<&'static str> {
-    Some(match c {
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
-        'æ' => "ae",
-        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => "c",
-        'ď' | 'đ' | 'ð' => "d",
-        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
-        'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
-        'ĥ' | 'ħ' => "h",
-        'ì' | 'í' | 'î' | 'ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
-        'ĳ' => "ij",
-        'ĵ' => "j",
-        'ķ' => "k",
-        'ĺ' | 'ļ' | 'ľ' | 'ŀ' | 'ł' => "l",
-        'ñ' | 'ń' | 'ņ' | 'ň' => "n",
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
-        'œ' => "oe",
-        'ŕ' | 'ŗ' | 'ř' => "r",
-        'ś' | 'ŝ' | 'ş' | 'š' | 'ș' => "s",
-        'ß' => "ss",
-        'ţ' | 'ť' | 'ŧ' | 'ț' => "t",
-        'þ' => "th",
-        'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
-        'ŵ' => "w",
-        'ý' | 'ÿ' | 'ŷ' => "y",
-        'ź' | 'ż' | 'ž' => "z",
-        '\u{300}'..='\u{36f}' => "",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -315,6 +291,10 @@ mod tests {
             ("edges trimmed", "  --R&D--  ", "r-d"),
             ("digits kept", "Team 42", "team-42"),
             ("nothing left", "—", ""),
+            ("ligature fi", "naïve ﬁnance", "naive-finance"),
+            ("vietnamese tone marks", "Kế toán", "ke-toan"),
+            ("d with stroke", "Đà Nẵng", "da-nang"),
+            ("greek", "Λογιστήριο", "logisterio"),
         ];
         for (name, raw, expected) in cases {
             assert_eq!(slug(raw), expected, "case {name}");

@@ -701,6 +701,7 @@ fn rows_the_source_could_not_read_are_carried_and_held() {
         employee_ref: employee_ref.map(str::to_owned),
         field: None,
         reason: "wrong number of columns: expected 12, found 4".to_owned(),
+        structural: false,
     };
     let source = SourceData {
         records: vec![
@@ -833,23 +834,27 @@ fn a_large_export_maps_every_person_exactly_once() {
     assert!(groups.iter().all(|group| rules().is_managed(group)));
 }
 
-/// The shipped example export, read by the CSV source and mapped by the documented example.
-#[tokio::test]
-async fn the_example_export_maps_cleanly_with_the_example_rules() {
+/// `config/example-export.csv`, read by the CSV source as `rules` ask.
+async fn read_example_export(rules: &MappingRules) -> SourceData {
     use crate::sync::source::Source;
     use crate::sync::source::csv::{CsvSettings, CsvSource};
 
-    let rules = rules();
-    let source = CsvSource::new(CsvSettings {
+    CsvSource::new(CsvSettings {
         path: concat!(env!("CARGO_MANIFEST_DIR"), "/config/example-export.csv").into(),
         delimiter: None,
         encoding: None,
     })
-    .with_ref_column(rules.ref_column());
-    let data = source
-        .read(&rules.required_columns())
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
+    .with_ref_column(rules.ref_column())
+    .read(&rules.required_columns())
+    .await
+    .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// The shipped example export, read by the CSV source and mapped by the documented example.
+#[tokio::test]
+async fn the_example_export_maps_cleanly_with_the_example_rules() {
+    let rules = rules();
+    let data = read_example_export(&rules).await;
     assert!(data.rejected.is_empty(), "{:?}", data.rejected);
     let mapped = rules.map(data);
     assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
@@ -860,4 +865,97 @@ async fn the_example_export_maps_cleanly_with_the_example_rules() {
     let zoe = &mapped.people[&employee("000131")];
     assert_eq!(zoe.name, "Zoë Bakker", "UTF-8 with BOM decoded");
     assert!(zoe.groups.contains(&group("loc-rotterdam")));
+}
+
+/// The annotated config an operator copies (`config/pluvo-sync.example.toml`) must map the
+/// shipped export without renaming anyone: a template without `{middle_name}` turns "Lotte de
+/// Vries" into "Lotte Vries" for every Dutch employee with a tussenvoegsel.
+#[tokio::test]
+async fn the_annotated_example_config_keeps_middle_names() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let settings = crate::settings::load(
+        Some(&std::path::Path::new(root).join("config/pluvo-sync.example.toml")),
+        Some(HashMap::new()),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let rules =
+        MappingRules::from_settings(&settings.mapping).unwrap_or_else(|error| panic!("{error}"));
+    let mapped = rules.map(read_example_export(&rules).await);
+    assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
+    assert_eq!(mapped.people[&employee("000123")].name, "Lotte de Vries");
+    assert_eq!(
+        mapped.people[&employee("000124")].name,
+        "Thijs van den Berg"
+    );
+}
+
+/// Values Pluvo's model refuses are rejected while mapping, naming the row and the field, and a
+/// huge value is not quoted back (it would land in the journal and the logs).
+#[test]
+fn values_pluvo_would_refuse_are_rejected_naming_row_and_field() {
+    let name = "A".repeat(10_000);
+    let title = "x".repeat(50 * 1024 * 1024);
+    let address = format!("{}@example.com", "a".repeat(5_000));
+    // (case, changed cells, field at fault, a phrase of the reason)
+    type Refused<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: [Refused; 6] = [
+        (
+            "a 10,000-character name",
+            vec![("first_name", &name)],
+            "first_name, middle_name, last_name",
+            "the name is 10009 characters long; Pluvo takes at most 255",
+        ),
+        (
+            "a 50 MB string field",
+            vec![("department", &title)],
+            "department",
+            "the value is 52428800 characters long; Pluvo takes at most 255",
+        ),
+        (
+            "a long choice",
+            vec![("contract_type", &name)],
+            "contract_type",
+            "the value is 10000 characters long",
+        ),
+        (
+            "an accent before the @",
+            vec![("email", "jörg.müller@example.com")],
+            "email",
+            "only ASCII letters, digits",
+        ),
+        (
+            "a huge address",
+            vec![("email", &address)],
+            "email",
+            "the e-mail address is 5012 characters long; Pluvo takes at most 320",
+        ),
+        (
+            "a domain that is no host name",
+            vec![("email", "lotte@ex_ample.com")],
+            "email",
+            "the domain after the '@'",
+        ),
+    ];
+    for (name, changes, field, reason) in cases {
+        let mapped = rules().map(data(vec![lotte(7, &changes)]));
+        assert!(mapped.people.is_empty(), "case {name}");
+        let [error] = mapped.rejected.as_slice() else {
+            panic!("case {name}: {} rejected", mapped.rejected.len())
+        };
+        assert_eq!(error.location, Location::Line { line: 7 }, "case {name}");
+        assert_eq!(error.field.as_deref(), Some(field), "case {name}");
+        assert_eq!(error.employee_ref.as_deref(), Some("000123"), "case {name}");
+        assert!(
+            error.reason.contains(reason),
+            "case {name}: {:.300}",
+            error.reason
+        );
+        assert!(
+            error.reason.len() < 400,
+            "case {name}: the value is not quoted back"
+        );
+    }
+    // An internationalised domain that converts to punycode is Pluvo's to accept.
+    let mapped = rules().map(data(vec![lotte(7, &[("email", "Lotte@Bücher.example")])]));
+    assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
 }

@@ -92,6 +92,11 @@ fn run(case: &Case) -> Plan {
     plan(&snapshot, &mapped, &managed, &case.policy, date(TODAY))
 }
 
+/// The plan for today under the default policy.
+fn plan_today(snapshot: &Snapshot, mapped: &Mapped) -> Plan {
+    plan(snapshot, mapped, &managed, &Policy::default(), date(TODAY))
+}
+
 fn with<T>(mut value: T, change: impl FnOnce(&mut T)) -> T {
     change(&mut value);
     value
@@ -480,13 +485,7 @@ fn guarded_plans_still_create_and_update() {
         people,
         ..Mapped::default()
     };
-    let plan = plan(
-        &snapshot,
-        &mapped,
-        &managed,
-        &Policy::default(),
-        date(TODAY),
-    );
+    let plan = plan_today(&snapshot, &mapped);
     assert!(plan.withheld_archives.is_some());
     let kinds: Vec<_> = plan
         .people
@@ -560,51 +559,228 @@ fn plan_serialises_for_json_output() {
     );
 }
 
+/// Rows that could hide people: one without a readable number (it could be anyone), and one
+/// with the wrong number of cells (a stray quote may have merged other rows into it).
 #[test]
-fn a_record_without_an_employee_number_withholds_absence_archives_only() {
-    let snapshot: Snapshot = ["001", "002", "003"]
-        .iter()
-        .map(|id| (r(id), acked(id)))
-        .collect();
+fn a_record_that_could_hide_people_withholds_absence_archives_only() {
+    let suspects = [
+        (
+            "no employee number",
+            crate::sync::source::RecordError {
+                location: crate::sync::source::Location::Line { line: 3 },
+                employee_ref: None,
+                field: Some("employee_number".into()),
+                reason: "employee number is empty".into(),
+                structural: false,
+            },
+        ),
+        (
+            "wrong number of cells, number readable",
+            crate::sync::source::RecordError {
+                location: crate::sync::source::Location::Line { line: 4 },
+                employee_ref: Some("004".into()),
+                field: None,
+                reason: "wrong number of columns: expected 11, found 13".into(),
+                structural: true,
+            },
+        ),
+    ];
+    for (name, suspect) in suspects {
+        let snapshot: Snapshot = ["001", "002", "003"]
+            .into_iter()
+            .chain(suspect.employee_ref.as_deref())
+            .map(|id| (r(id), acked(id)))
+            .collect();
+        let mapped = Mapped {
+            people: BTreeMap::from([
+                (r("001"), desired("001")),
+                (
+                    r("003"),
+                    with(desired("003"), |d| d.end_date = Some(date("2026-11-01"))),
+                ),
+            ]),
+            held: suspect.employee_ref.iter().map(|h| r(h)).collect(),
+            rejected: vec![suspect],
+        };
+        let plan = plan_today(&snapshot, &mapped);
+        let archived: Vec<&str> = plan
+            .people
+            .iter()
+            .map(|p| p.employee_ref.as_str())
+            .collect();
+        assert_eq!(
+            archived,
+            vec!["003"],
+            "case {name}: the end-date leaver goes, the absent one is held"
+        );
+        let withheld = plan.withheld_archives.unwrap();
+        assert_eq!(withheld.would_archive, 1, "case {name}");
+        assert!(
+            withheld
+                .reason
+                .contains("no readable employee number or the wrong number of cells"),
+            "case {name}: {}",
+            withheld.reason
+        );
+        assert_eq!(plan.summary.archive, 1, "case {name}");
+    }
+}
+
+/// Numbers written in a new format (`E 000043` for `000043`) with the same addresses: the same
+/// people. Archiving the old numbers and creating the new ones would take their accounts away,
+/// and the creates would fail on the taken addresses. Both sides are held instead.
+#[test]
+fn an_absent_person_and_a_new_record_with_their_address_are_held_as_one() {
+    let known = ["000043", "000044", "000046", "000050", "000051"];
+    let snapshot: Snapshot = known.iter().map(|id| (r(id), acked(id))).collect();
+    let renumbered = |new: &str, old: &str, written: &str| {
+        let mut d = with(desired(old), |d| d.employee_ref = r(new));
+        d.email = Email::parse(written).unwrap();
+        assert_eq!(d.email, acked(old).email, "the export writes {written}");
+        d
+    };
+    let people = [
+        renumbered("E 000043", "000043", " P000043@EXAMPLE.com "),
+        renumbered("00E000044", "000044", "p000044@example.com"),
+        renumbered("e000046", "000046", "P000046@Example.Com"),
+        desired("000050"),
+        desired("000060"),
+    ];
     let mapped = Mapped {
-        people: BTreeMap::from([
-            (r("001"), desired("001")),
-            (
-                r("003"),
-                with(desired("003"), |d| d.end_date = Some(date("2026-11-01"))),
-            ),
-        ]),
-        rejected: vec![crate::sync::source::RecordError {
-            location: crate::sync::source::Location::Line { line: 3 },
-            employee_ref: None,
-            field: Some("employee_number".into()),
-            reason: "employee number is empty".into(),
-        }],
+        people: people
+            .into_iter()
+            .map(|d| (d.employee_ref.clone(), d))
+            .collect(),
         ..Mapped::default()
     };
-    let plan = plan(
-        &snapshot,
-        &mapped,
-        &managed,
-        &Policy::default(),
-        date(TODAY),
-    );
-    let archived: Vec<&str> = plan
+    let plan = plan_today(&snapshot, &mapped);
+
+    let actions: Vec<(&str, &str)> = plan
         .people
         .iter()
-        .map(|p| p.employee_ref.as_str())
+        .map(|p| {
+            (
+                p.employee_ref.as_str(),
+                p.user.as_ref().map_or("-", |user| user.kind().as_str()),
+            )
+        })
         .collect();
     assert_eq!(
-        archived,
-        vec!["003"],
-        "the end-date leaver goes, the absent one is held"
+        actions,
+        vec![("000051", "archive"), ("000060", "create")],
+        "only the real leaver and the real new hire change"
     );
-    let withheld = plan.withheld_archives.unwrap();
-    assert_eq!(withheld.would_archive, 1);
+    let pairs: Vec<(&str, &str)> = plan
+        .suspected_ref_changes
+        .iter()
+        .map(|c| (c.absent_ref.as_str(), c.new_ref.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![
+            ("000043", "E 000043"),
+            ("000044", "00E000044"),
+            ("000046", "e000046")
+        ]
+    );
+    assert_eq!(plan.summary.suspected_ref_changes, 3);
+    assert!(plan.needs_attention(), "the run ends partial");
+    let advice = plan.suspected_ref_changes[0].advice();
     assert!(
-        withheld.reason.contains("no readable employee number"),
-        "{}",
-        withheld.reason
+        advice.contains("000043")
+            && advice.contains("E 000043")
+            && advice.contains("correct it there")
+            && advice.contains("change the user's ref in Pluvo"),
+        "{advice}"
     );
-    assert_eq!(plan.summary.archive, 1);
+    assert!(!advice.contains("example.com"), "no address in the advice");
+}
+
+/// The breakdown `plan` prints adds up to everyone it looked at, people who left before they
+/// were ever synced included, and the guard names whom it withheld and why.
+#[test]
+fn the_totals_add_up_and_withheld_archives_are_named() {
+    let left = |id: &str| with(desired(id), |d| d.end_date = Some(date("2026-10-01")));
+    let snapshot: Snapshot = ["001", "002", "003", "004", "005", "006", "007"]
+        .iter()
+        .map(|id| (r(id), acked(id)))
+        .chain([(r("008"), with(acked("008"), |u| u.archived = true))])
+        .collect();
+    let people = [
+        desired("001"),                                      // unchanged
+        with(desired("002"), |d| d.name = "Renamed".into()), // update
+        with(desired("003"), |d| d.groups = Groups::new()),  // memberships only
+        left("004"),                                         // archive by end date
+        // 005 and 006 absent: archived; 007 held; 008 absent but archived long ago
+        desired("010"),                                                    // create
+        left("011"), // left before the first sync
+        left("012"), // left before the first sync
+        with(desired("013"), |d| d.start_date = Some(date("2027-06-01"))), // not yet started
+        with(desired("020"), |d| d.email = acked("006").email), // 006 renumbered
+    ];
+    let mapped = Mapped {
+        people: people
+            .into_iter()
+            .map(|d| (d.employee_ref.clone(), d))
+            .collect(),
+        held: [r("007")].into(),
+        rejected: Vec::new(),
+    };
+    let policy = Policy {
+        preboarding_days: Some(14),
+        ..Policy::default()
+    };
+    let plan = plan(&snapshot, &mapped, &managed, &policy, date(TODAY));
+    let s = plan.summary;
+    assert_eq!(
+        (
+            s.left_before_sync,
+            s.not_yet_started,
+            s.other_changes,
+            s.suspected_ref_changes
+        ),
+        (2, 1, 1, 1)
+    );
+    let everyone: BTreeSet<&EmployeeRef> = snapshot
+        .keys()
+        .chain(mapped.people.keys())
+        .chain(&mapped.held)
+        .collect();
+    assert_eq!(s.people(), everyone.len(), "{s:#?}");
+    let archives: Vec<(String, String)> = plan
+        .archives()
+        .iter()
+        .map(|a| (a.employee_ref.to_string(), a.why.to_string()))
+        .collect();
+    assert_eq!(
+        archives,
+        vec![
+            ("004".into(), "end date 2026-10-01 passed".into()),
+            ("005".into(), "absent from the source".into()),
+        ]
+    );
+
+    // The same with a guard that allows nobody: the archives are withheld, by name.
+    let strict = Policy {
+        guard: ArchiveGuard {
+            max_people: 1,
+            max_percent: 0.0,
+        },
+        ..policy
+    };
+    let guarded = super::plan(&snapshot, &mapped, &managed, &strict, date(TODAY));
+    let withheld = guarded.withheld_archives.as_ref().unwrap();
+    let named: Vec<(&str, String)> = withheld
+        .people
+        .iter()
+        .map(|a| (a.employee_ref.as_str(), a.why.to_string()))
+        .collect();
+    assert_eq!(
+        named,
+        vec![
+            ("004", "end date 2026-10-01 passed".to_owned()),
+            ("005", "absent from the source".to_owned()),
+        ]
+    );
+    assert_eq!(guarded.summary.people(), everyone.len());
 }

@@ -6,8 +6,8 @@
 //! - a record it cannot read (wrong number of cells, undecodable bytes) becomes a [`RecordError`]
 //!   naming its [`Location`], and the read goes on;
 //! - a read it cannot complete (file missing, a required column absent, a page that fails after
-//!   its retries, cut-off JSON) is a [`SourceError`] and fails the run before anything is planned.
-//!   A partial read must never look like "these people left".
+//!   its retries, cut-off JSON, a CSV file that ends mid-row) is a [`SourceError`] and fails the
+//!   run before anything is planned. A partial read must never look like "these people left".
 
 pub mod csv;
 pub mod rest;
@@ -67,6 +67,11 @@ pub struct RecordError {
     /// The column (or API field) at fault, if one is.
     pub field: Option<String>,
     pub reason: String,
+    /// The row's *boundaries* cannot be trusted (the wrong number of cells): a stray quote or
+    /// line break merges or splits rows, so other people may be hidden inside this one. Such a
+    /// run trusts nobody's absence (see the archive guard in `plan`).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub structural: bool,
 }
 
 impl fmt::Display for RecordError {
@@ -110,6 +115,10 @@ pub enum SourceError {
     },
     #[error("the export has more than one column named {}: rename or remove the extra one so the mapping knows which to read", .columns.join(", "))]
     DuplicateColumns { columns: Vec<String> },
+    #[error(
+        "the export is cut off at line {line}: {detail}. Nothing was planned or sent: copy the complete export again (after the HR system has finished writing it) and rerun"
+    )]
+    CutOff { line: u64, detail: String },
     #[error("the export cannot be decoded as {encoding}: {detail}")]
     Encoding { encoding: String, detail: String },
     #[error("the HR API failed on page {page}: {detail}")]

@@ -240,6 +240,7 @@ impl RestSource {
                 employee_ref: None,
                 field: None,
                 reason: format!("the record is {}, not an object", kind(record)),
+                structural: false,
             });
         }
         let mut fields = HashMap::with_capacity(self.fields.len());
@@ -249,6 +250,7 @@ impl RestSource {
                 employee_ref: employee_ref(),
                 field: Some(column.clone()),
                 reason,
+                structural: false,
             };
             match path.lookup(record) {
                 Lookup::Absent => {}
