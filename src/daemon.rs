@@ -357,7 +357,7 @@ mod tests {
     /// against the grace period, and that the dependency-layer stubs satisfy cargo for the
     /// manifests as they are now, without network or a filled cargo cache.
     mod container {
-        use std::collections::BTreeMap;
+        use std::collections::{BTreeMap, BTreeSet};
         use std::path::Path;
 
         use super::*;
@@ -508,6 +508,30 @@ mod tests {
                 missing.is_empty(),
                 "the stubbed workspace lacks targets cargo needs: {missing:?}"
             );
+        }
+
+        #[test]
+        fn try_it_builds_every_binary_it_runs() {
+            let script = read("scripts/try-it.sh");
+            let build = script
+                .lines()
+                .find(|l| l.starts_with("cargo build"))
+                .expect("try-it.sh builds the binaries");
+            let run: BTreeSet<&str> = script
+                .split("\"$bin/")
+                .skip(1)
+                .filter_map(|rest| rest.split_once('"').map(|(name, _)| name))
+                .collect();
+            assert!(run.contains("pluvo-sim") && run.contains(env!("CARGO_PKG_NAME")));
+            for binary in run {
+                // On a fresh clone no binary is left over from an earlier build.
+                assert!(
+                    build.contains(" --workspace")
+                        || build.contains(&format!(" -p {binary}"))
+                        || build.contains(&format!(" --package {binary}")),
+                    "try-it.sh runs {binary} but `{build}` does not build it"
+                );
+            }
         }
     }
 }
