@@ -1,14 +1,19 @@
 //! `pluvo-sync check`: everything that would stop a sync, found before one is attempted.
 //!
 //! Every check runs even when an earlier one failed, so an operator setting up a tenant sees
-//! the whole list at once.
+//! the whole list at once; the exception is Pluvo itself. A token is asked for once, without
+//! retries: a check is a question, not a sync. When none can be had (Pluvo unreachable, or the
+//! credentials refused), that is one line, and the checks that need a token are skipped, since
+//! each would only repeat it after its own retries.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU32;
 
 use serde::Serialize;
 
 use super::{Cli, Context, Exit};
 use crate::engine::RunOptions;
+use crate::pluvo::{PluvoClient, PluvoError, ResolvedPluvo};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -89,18 +94,40 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     }
 
     let client = engine.client();
-    match client.check_token().await {
-        Ok(()) => findings.push(Finding {
-            check: "pluvo token",
-            ok: true,
-            detail: "a token was issued".to_owned(),
-        }),
-        Err(error) => findings.push(Finding {
+    let probe = match PluvoClient::new(
+        ResolvedPluvo {
+            max_attempts: NonZeroU32::MIN,
+            ..context.settings.pluvo.clone()
+        },
+        context.metrics.clone(),
+    ) {
+        Ok(probe) => probe,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Exit::Usage;
+        }
+    };
+    if let Err(error) = probe.check_token().await {
+        // Exhausted after one attempt is the transient failure itself.
+        let error = match error {
+            PluvoError::Exhausted { last, .. } => *last,
+            error => error,
+        };
+        findings.push(Finding {
             check: "pluvo token",
             ok: false,
-            detail: error.to_string(),
-        }),
+            detail: format!(
+                "{error} (at {}); the Pluvo checks that need a token were skipped",
+                context.settings.pluvo.token_url
+            ),
+        });
+        return report(&findings, args);
     }
+    findings.push(Finding {
+        check: "pluvo token",
+        ok: true,
+        detail: "a token was issued".to_owned(),
+    });
 
     match client.groups().await {
         Ok(groups) => {
@@ -192,11 +219,16 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         }),
     }
 
+    report(&findings, args)
+}
+
+/// Prints the findings; exit 0 only when every one is ok.
+fn report(findings: &[Finding], args: &Args) -> Exit {
     let all_ok = findings.iter().all(|f| f.ok);
     if args.json {
         super::print_json(&serde_json::json!({"ok": all_ok, "findings": findings}));
     } else {
-        for finding in &findings {
+        for finding in findings {
             println!(
                 "{} {:<14} {}",
                 if finding.ok { "ok  " } else { "FAIL" },
