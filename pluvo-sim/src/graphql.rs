@@ -209,9 +209,12 @@ pub fn execute(
         ctx: &ctx,
         mutation: operation.operation_type == OperationType::Mutation,
     };
+    // Introspection (`__schema`, `__type`) is answered, as graphene and most servers do by
+    // default: it is how an operator compares a tenant with schema/pluvo.graphql.
     let result = Execution::new(schema, doc)
         .operation(operation)
         .raw_variable_values(variables)
+        .enable_schema_introspection(true)
         .execute_sync(&root);
     *state = ctx.state.into_inner();
     let response = result.map_err(|e| vec![e.to_graphql_error(&doc.sources)])?;
