@@ -129,6 +129,9 @@ pub fn estimated_nodes(
     let mut total: u64 = 0;
     for selection in &set.selections {
         let cost = match selection {
+            // Introspection is answered from the schema, not the tenant's data: its size is
+            // bounded by the schema, and its nesting by `introspection::check_max_depth`.
+            Selection::Field(field) if field.name.starts_with("__") => 1,
             Selection::Field(field) => {
                 let below = estimated_nodes(doc, &field.selection_set, fragments);
                 let items = if field.definition.ty.is_list() {
@@ -183,6 +186,8 @@ pub fn execute(
     let operation = doc
         .operations
         .get(operation_name)
+        .map_err(|e| vec![e.to_graphql_error(&doc.sources)])?;
+    apollo_compiler::introspection::check_max_depth(doc, operation)
         .map_err(|e| vec![e.to_graphql_error(&doc.sources)])?;
     let cost = estimated_nodes(doc, &operation.selection_set, &mut HashMap::new());
     if cost > MAX_NODES {

@@ -20,6 +20,10 @@ pub struct Args {
     /// Print the findings as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also read the tenant's schema by introspection and compare it with schema/pluvo.graphql:
+    /// every type, field, argument and enum value pluvo-sync uses must exist with the same type.
+    #[arg(long)]
+    pub schema: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -217,6 +221,38 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             ok: false,
             detail: format!("cannot list custom fields: {error}"),
         }),
+    }
+
+    if args.schema {
+        findings.push(match client.compare_schema().await {
+            Ok(report) if report.differences.is_empty() => Finding {
+                check: "schema",
+                ok: true,
+                detail: format!(
+                    "the tenant has all {} types, fields, arguments and enums pluvo-sync uses, typed as in schema/pluvo.graphql",
+                    report.compared
+                ),
+            },
+            Ok(report) => Finding {
+                check: "schema",
+                ok: false,
+                detail: format!(
+                    "the tenant's schema differs from schema/pluvo.graphql where pluvo-sync relies on it; syncs will fail until pluvo-sync is built against the tenant's schema (send this list to its maintainers):{}",
+                    report
+                        .differences
+                        .iter()
+                        .map(|d| format!("\n      {d}"))
+                        .collect::<String>()
+                ),
+            },
+            Err(error) => Finding {
+                check: "schema",
+                ok: false,
+                detail: format!(
+                    "cannot read the tenant's schema by introspection: {error}; if the tenant has introspection turned off, ask Pluvo for its schema"
+                ),
+            },
+        });
     }
 
     report(&findings, args)

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use pluvo_sim::{Seed, SimConfig};
+
 use crate::helpers::{TestEnv, run, service_tables};
 
 /// The lines of `check`'s report that say FAIL.
@@ -82,5 +84,72 @@ async fn a_conflict_with_a_value_from_the_environment_names_the_variable() {
     assert!(
         !out.stderr.contains("from-the-environment"),
         "no secret in errors: {out:#?}"
+    );
+}
+
+#[tokio::test]
+async fn check_schema_passes_against_a_tenant_with_the_vendored_schema() {
+    let env = TestEnv::start().await;
+    let out = env.run_cli(&["check", "--schema"]).await;
+    out.assert_code(0);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("schema"))
+        .unwrap_or_else(|| panic!("no schema line: {out:#?}"));
+    assert!(line.starts_with("ok"), "{out:#?}");
+}
+
+#[tokio::test]
+async fn check_schema_lists_every_difference_in_what_the_client_uses() {
+    let sdl = pluvo_sim::SDL.to_owned();
+    let edits = [
+        // A field the client selects.
+        ("  created: Boolean\n", ""),
+        // An argument the client passes, typed differently.
+        (
+            "sendInvite: Boolean, user: UserInput!",
+            "sendInvite: String, user: UserInput!",
+        ),
+        // A value of an enum the client sends.
+        ("  EN\n  DE\n", "  EN\n"),
+        // A mutation the client never sends: not a difference that matters.
+        (
+            "  updateUser(id: UUID, ref: String, user: UserInput!): UpdateUser\n",
+            "",
+        ),
+    ];
+    let mut tenant = sdl.clone();
+    for (from, to) in edits {
+        assert!(tenant.contains(from), "the vendored SDL lacks {from:?}");
+        tenant = tenant.replacen(from, to, 1);
+    }
+    let env = TestEnv::start_with(SimConfig {
+        seed: Seed::example(),
+        schema_sdl: Some(tenant),
+        ..SimConfig::default()
+    })
+    .await;
+    let out = env.run_cli(&["check", "--schema"]).await;
+    out.assert_code(1);
+    let report = out
+        .stdout
+        .split_once("FAIL schema")
+        .unwrap_or_else(|| panic!("no failed schema check: {out:#?}"))
+        .1;
+    let differences: Vec<&str> = report
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| !l.is_empty() && !l.starts_with("ok") && !l.starts_with("FAIL"))
+        .collect();
+    assert_eq!(
+        differences,
+        [
+            "Mutation.updateOrCreateUser(sendInvite:): the tenant's type is String, schema/pluvo.graphql has Boolean",
+            "UpdateOrCreateUser.created: missing in the tenant",
+            "enum Language: the tenant has no value DE",
+        ],
+        "{out:#?}"
     );
 }
