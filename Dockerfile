@@ -1,11 +1,12 @@
-# syntax=docker/dockerfile:1.7
-#
 # pluvo-sync's image: a Rust builder, then a slim Debian runtime with CA certificates, running as
 # a non-root user with its SQLite database on the /data volume and its config at
 # /config/pluvo-sync.toml (secrets come from the environment).
 #
-#   docker build -t pluvo-sync .                 # the runtime image (the last stage)
-#   docker build --target sim -t pluvo-sim .     # the local Pluvo stand-in, for compose.yaml
+#   podman build --format docker -t pluvo-sync .              # the runtime image (the last stage)
+#   podman build --format docker --target sim -t pluvo-sim .  # the local Pluvo stand-in
+#
+# `docker build` works the same (without --format). podman needs `--format docker`, or its
+# default OCI format drops the HEALTHCHECK. Plain RUN/COPY only, no BuildKit-only syntax.
 #
 # The binary is the one the tests exercise: the workspace's `pluvo-sync` package with its default
 # features, built with --locked from the committed Cargo.lock.
@@ -25,30 +26,11 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY pluvo-sim/Cargo.toml pluvo-sim/Cargo.toml
 COPY schema schema
 
-# Cargo refuses a manifest whose targets are missing, so stand in an empty file for each: the
-# src/ entry points and every [[bench]], [[test]], [[example]] and [[bin]] a manifest names.
-RUN <<'STUBS'
-set -eu
-for manifest in Cargo.toml pluvo-sim/Cargo.toml; do
-    dir=$(dirname "$manifest")
-    mkdir -p "$dir/src"
-    echo 'fn main() {}' > "$dir/src/main.rs"
-    : > "$dir/src/lib.rs"
-    awk '/^\[\[(bench|test|example|bin)\]\]/ { kind = substr($0, 3, length($0) - 4) }
-         kind != "" && /^name *=/ { gsub(/[" ]/, ""); split($0, kv, "="); print kind, kv[2]; kind = "" }' \
-        "$manifest" |
-    while read -r kind name; do
-        case "$kind" in
-            bench) sub=benches ;;
-            test) sub=tests ;;
-            example) sub=examples ;;
-            bin) sub=src/bin ;;
-        esac
-        mkdir -p "$dir/$sub"
-        echo 'fn main() {}' > "$dir/$sub/$name.rs"
-    done
-done
-STUBS
+# Cargo refuses a manifest whose named targets are missing: stand in an empty file for each.
+# A script file and plain RUN, not a heredoc, so podman/buildah from Debian 12 and Ubuntu LTS
+# build this too (heredocs need BuildKit's frontend image or buildah >= 1.35).
+COPY scripts/stub-workspace.sh /usr/local/bin/stub-workspace
+RUN stub-workspace .
 RUN cargo build --release --locked --package pluvo-sync
 
 # The real sources. COPY keeps their (older) modification times, so touch the crate roots, or

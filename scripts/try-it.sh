@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== building pluvo-sync and pluvo-sim"
-cargo build --quiet --locked --bins
+# --workspace: pluvo-sim is a member, not the root package, so a plain build leaves it out.
+cargo build --quiet --locked --workspace --bins
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
 
 work="$(mktemp -d)"

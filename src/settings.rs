@@ -5,6 +5,10 @@
 //! from their files, the time zone parsed, the mapping compiled, the client built. Every problem
 //! is reported with the key it concerns, and all of them at once, so an operator fixes a config in
 //! one pass. `Debug` never shows a secret: they are `SecretString`s.
+//!
+//! A TOML file with syntax errors is reported with every error the parser can recover from, each
+//! with its line and column, and a problem with a key that an environment variable set names
+//! that variable: a value nobody can find in the file is otherwise a long hunt.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +30,9 @@ pub const ENV_PREFIX: &str = "PLUVO_SYNC";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSettings {
+    /// Which keys the environment set, to name the variable in a problem about one.
+    #[serde(skip)]
+    pub environment: EnvironmentKeys,
     pub source: SourceSettings,
     pub mapping: MappingSettings,
     pub pluvo: PluvoSettings,
@@ -140,8 +147,81 @@ impl Default for LogSettings {
 pub enum SettingsError {
     #[error("cannot load the configuration: {0}")]
     Load(String),
+    #[error("the config file is not valid TOML:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Syntax(Vec<String>),
     #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<String>),
+}
+
+/// The configuration keys set by `PLUVO_SYNC__…` environment variables: `(variable, key)`, the
+/// key dotted and lowercased as the config loader reads it (`PLUVO_SYNC__SYNC__TIME_ZONE` sets
+/// `sync.time_zone`).
+#[derive(Debug, Clone, Default)]
+pub struct EnvironmentKeys(Vec<(String, String)>);
+
+impl EnvironmentKeys {
+    fn new<'a>(variables: impl Iterator<Item = &'a String>) -> Self {
+        let prefix = format!("{ENV_PREFIX}__");
+        let mut keys: Vec<(String, String)> = variables
+            .filter_map(|name| {
+                let key = name.strip_prefix(&prefix)?;
+                Some((name.clone(), key.to_lowercase().replace("__", ".")))
+            })
+            .collect();
+        keys.sort();
+        Self(keys)
+    }
+
+    /// `problem`, followed by the environment variables that set the keys it concerns: the
+    /// whole dotted key, or its last part beside its section (as in "unknown field `databse`
+    /// for key `sync`").
+    pub fn annotate(&self, problem: &str) -> String {
+        let from: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(_, key)| {
+                let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+                mentions(problem, key)
+                    || (mentions(problem, leaf)
+                        && (section.is_empty() || mentions(problem, section)))
+            })
+            .map(|(variable, _)| variable.as_str())
+            .collect();
+        if from.is_empty() {
+            problem.to_owned()
+        } else {
+            format!("{problem} (set by the environment: {})", from.join(", "))
+        }
+    }
+}
+
+/// Whether `text` contains `word` as a whole key, not as part of a longer name.
+fn mentions(text: &str, word: &str) -> bool {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        !text[..at].chars().next_back().is_some_and(is_name)
+            && !text[at + word.len()..].chars().next().is_some_and(is_name)
+    })
+}
+
+/// Every syntax error in a TOML file, each with its line and column. The parser recovers after
+/// an error, so a file with three typos gets three lines, not one per attempt.
+fn toml_syntax_errors(file: &Path, text: &str) -> Vec<String> {
+    let (_, errors) = toml::de::DeTable::parse_recoverable(text);
+    errors
+        .iter()
+        .map(|error| {
+            let at = error.span().map_or(0, |span| span.start).min(text.len());
+            let before = &text[..at];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            format!(
+                "{}:{line}:{column}: {}",
+                file.display(),
+                error.message().trim_end()
+            )
+        })
+        .collect()
 }
 
 /// Reads the layered configuration. `env` replaces the process environment in tests.
@@ -149,6 +229,15 @@ pub fn load(
     file: Option<&Path>,
     env: Option<std::collections::HashMap<String, String>>,
 ) -> Result<RawSettings, SettingsError> {
+    let environment_keys = match &env {
+        Some(env) => EnvironmentKeys::new(env.keys()),
+        None => {
+            let names: Vec<String> = std::env::vars_os()
+                .filter_map(|(name, _)| name.into_string().ok())
+                .collect();
+            EnvironmentKeys::new(names.iter())
+        }
+    };
     let mut builder = config::Config::builder();
     if let Some(file) = file {
         if !file.exists() {
@@ -156,6 +245,16 @@ pub fn load(
                 "the config file {} does not exist (pass --config or set PLUVO_SYNC_CONFIG)",
                 file.display()
             )));
+        }
+        let text = std::fs::read_to_string(file).map_err(|error| {
+            SettingsError::Load(format!(
+                "cannot read the config file {}: {error}",
+                file.display()
+            ))
+        })?;
+        let syntax = toml_syntax_errors(file, &text);
+        if !syntax.is_empty() {
+            return Err(SettingsError::Syntax(syntax));
         }
         builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
     }
@@ -166,8 +265,12 @@ pub fn load(
     builder
         .add_source(environment)
         .build()
-        .and_then(config::Config::try_deserialize)
-        .map_err(|error| SettingsError::Load(error.to_string()))
+        .and_then(config::Config::try_deserialize::<RawSettings>)
+        .map(|mut raw| {
+            raw.environment = environment_keys.clone();
+            raw
+        })
+        .map_err(|error| SettingsError::Load(environment_keys.annotate(&error.to_string())))
 }
 
 /// What runs the sync, resolved once.
@@ -186,6 +289,9 @@ pub struct Settings {
     /// Resolved by `pluvo-sync run` only: `sync` needs no trigger token.
     pub server: ServerSettings,
     pub shutdown_grace: std::time::Duration,
+    /// Which keys the environment set, for problems found after resolving (`run`'s schedule and
+    /// listener).
+    pub environment: EnvironmentKeys,
 }
 
 /// The configured source, built: secrets read, URLs parsed.
@@ -299,9 +405,15 @@ impl RawSettings {
                     shutdown_grace: std::time::Duration::from_secs(
                         self.service.shutdown_grace_secs,
                     ),
+                    environment: self.environment,
                 })
             }
-            _ => Err(SettingsError::Invalid(problems)),
+            _ => Err(SettingsError::Invalid(
+                problems
+                    .iter()
+                    .map(|problem| self.environment.annotate(problem))
+                    .collect(),
+            )),
         }
     }
 }
@@ -442,5 +554,101 @@ time_zone = "Mars/Olympus"
         ]);
         let settings = load(Some(&file), Some(env)).unwrap().resolve().unwrap();
         assert_eq!(settings.time_zone, chrono_tz::Europe::Berlin);
+    }
+    #[test]
+    fn every_toml_syntax_error_is_reported_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("broken.toml");
+        std::fs::write(
+            &file,
+            "[source.csv\npath = \"x.csv\"\n[mapping]\nref = \nname = \"{name}\"\nemail = \"email\n",
+        )
+        .unwrap();
+        let Err(SettingsError::Syntax(problems)) = load(Some(&file), Some(HashMap::new())) else {
+            panic!("a syntax error is a Syntax error");
+        };
+        let lines: Vec<&str> = problems
+            .iter()
+            .map(|p| {
+                p.strip_prefix(&format!("{}:", file.display()))
+                    .unwrap()
+                    .split(':')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(lines, ["1", "4", "6"], "{problems:?}");
+        assert!(problems[0].contains(":1:12: "), "{problems:?}");
+    }
+
+    #[test]
+    fn problems_with_keys_from_the_environment_name_the_variable() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/try-it.toml");
+        let load_error = |name: &str, value: &str| {
+            load(
+                Some(&file),
+                Some(HashMap::from([(name.to_owned(), value.to_owned())])),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        // An unknown key: config names only the section.
+        let error = load_error("PLUVO_SYNC__SYNC__DATABSE", "x.db");
+        assert!(
+            error.ends_with("(set by the environment: PLUVO_SYNC__SYNC__DATABSE)"),
+            "{error}"
+        );
+        // A wrong type.
+        let error = load_error("PLUVO_SYNC__PLUVO__RATE_PER_SECOND", "fast");
+        assert!(
+            error.contains("(set by the environment: PLUVO_SYNC__PLUVO__RATE_PER_SECOND)"),
+            "{error}"
+        );
+        // A conflict found while resolving, with one side in the file and one in the
+        // environment: the variable is what the operator has to look for.
+        let env = HashMap::from([(
+            "PLUVO_SYNC__PLUVO__CLIENT_SECRET_FILE".to_owned(),
+            "/run/secrets/x".to_owned(),
+        )]);
+        let error = load(Some(&file), Some(env))
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "not both (set by the environment: PLUVO_SYNC__PLUVO__CLIENT_SECRET_FILE)"
+            ),
+            "{error}"
+        );
+        // A problem the file alone causes names no variable, even with others set.
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        let base = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&bad, base.replace("Europe/Amsterdam", "Mars/Olympus")).unwrap();
+        let env = HashMap::from([(
+            "PLUVO_SYNC__PLUVO__RATE_PER_SECOND".to_owned(),
+            "3".to_owned(),
+        )]);
+        let error = load(Some(&bad), Some(env))
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sync.time_zone"), "{error}");
+        assert!(!error.contains("environment"), "{error}");
+    }
+
+    #[test]
+    fn a_key_is_mentioned_only_as_a_whole_name() {
+        assert!(mentions(
+            "pluvo.client_secret: is empty",
+            "pluvo.client_secret"
+        ));
+        assert!(!mentions(
+            "pluvo.client_secret_file: unreadable",
+            "pluvo.client_secret"
+        ));
+        assert!(!mentions("xsync: y", "sync"));
     }
 }

@@ -43,6 +43,10 @@ pub struct SimConfig {
     /// Rate limit, latency, token lifetime, auth-error style, fault probabilities and membership
     /// delay at start; changeable later through `SimHandle::set_faults` or `POST /_sim/faults`.
     pub faults: Faults,
+    /// The SDL this tenant serves, validates against and answers introspection with, when it
+    /// is not `schema/pluvo.graphql`: a tenant on another version of Pluvo's API, for testing
+    /// what the client makes of a schema that differs from the one it was built against.
+    pub schema_sdl: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -61,6 +65,7 @@ impl SimConfig {
             allow_remote_admin: false,
             seed: Seed::default(),
             faults,
+            schema_sdl: None,
         }
     }
 

@@ -130,6 +130,9 @@ pub fn estimated_nodes(
     let mut total: u64 = 0;
     for selection in &set.selections {
         let cost = match selection {
+            // Introspection is answered from the schema, not the tenant's data: its size is
+            // bounded by the schema, and its nesting by `introspection::check_max_depth`.
+            Selection::Field(field) if field.name.starts_with("__") => 1,
             Selection::Field(field) => {
                 let below = estimated_nodes(doc, &field.selection_set, fragments);
                 let items = if field.definition.ty.is_list() {
@@ -185,6 +188,8 @@ pub fn execute(
         .operations
         .get(operation_name)
         .map_err(|e| vec![e.to_graphql_error(&doc.sources)])?;
+    apollo_compiler::introspection::check_max_depth(doc, operation)
+        .map_err(|e| vec![e.to_graphql_error(&doc.sources)])?;
     let cost = estimated_nodes(doc, &operation.selection_set, &mut HashMap::new());
     if cost > MAX_NODES {
         return Err(vec![GraphQLError::new(
@@ -210,9 +215,12 @@ pub fn execute(
         ctx: &ctx,
         mutation: operation.operation_type == OperationType::Mutation,
     };
+    // Introspection (`__schema`, `__type`) is answered, as graphene and most servers do by
+    // default: it is how an operator compares a tenant with schema/pluvo.graphql.
     let result = Execution::new(schema, doc)
         .operation(operation)
         .raw_variable_values(variables)
+        .enable_schema_introspection(true)
         .execute_sync(&root);
     *state = ctx.state.into_inner();
     let response = result.map_err(|e| vec![e.to_graphql_error(&doc.sources)])?;

@@ -23,6 +23,7 @@ pub mod style;
 pub mod view;
 
 pub use config::{AuthErrorMode, Faults, SimConfig};
+pub use graphql::SDL;
 pub use seed::{CategoryType, Seed, SeedCategory, SeedError, SeedGroup, SeedUser};
 pub use server::{AUTH_ERROR_CODE, MAX_BODY, SimHandle, start};
 pub use stats::Stats;

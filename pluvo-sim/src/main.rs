@@ -34,6 +34,10 @@ struct Cli {
     /// Serve the unauthenticated admin API (/_sim/*) to non-loopback peers too (containers).
     #[arg(long)]
     allow_remote_admin: bool,
+    /// Serve this SDL instead of schema/pluvo.graphql: a tenant on another version of the API,
+    /// e.g. to see what `pluvo-sync check --schema` reports for it.
+    #[arg(long)]
+    schema: Option<PathBuf>,
     #[command(flatten)]
     knobs: Faults,
 }
@@ -45,7 +49,15 @@ impl Cli {
                 .with_context(|| format!("while loading seed {}", path.display()))?,
             None => Seed::default(),
         };
+        let schema_sdl = match &self.schema {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("while reading the schema {}", path.display()))?,
+            ),
+            None => None,
+        };
         let config = SimConfig {
+            schema_sdl,
             client_id: self.client_id,
             client_secret: self.client_secret,
             fault_seed: self.fault_seed,

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use apollo_compiler::Schema;
 use apollo_compiler::response::JsonMap;
+use apollo_compiler::validation::Valid;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequest, Request, State as AxState};
@@ -63,6 +65,8 @@ struct Shared {
     limiter: Mutex<RateLimiter>,
     faults: Mutex<FaultRng>,
     allow_remote_admin: bool,
+    /// What this tenant validates and executes documents against (see `SimConfig::schema_sdl`).
+    schema: Arc<Valid<Schema>>,
 }
 
 impl Shared {
@@ -349,13 +353,7 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
     };
     lock(&shared.stats).graphql_documents += 1;
 
-    let Ok(schema) = graphql::schema() else {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "schema unavailable",
-            None,
-        );
-    };
+    let schema = &*shared.schema;
     let cached = lock(&shared.docs).get(&body.query);
     let doc = match cached {
         Some(doc) => doc,
@@ -628,7 +626,13 @@ pub struct SimHandle {
 /// Starts a simulator on `addr` (use port 0 for a free port).
 pub async fn start(addr: SocketAddr, config: SimConfig) -> anyhow::Result<SimHandle> {
     use anyhow::Context as _;
-    graphql::schema().map_err(|e| anyhow::anyhow!("vendored schema is invalid: {e}"))?;
+    let schema = match &config.schema_sdl {
+        None => graphql::schema()
+            .map_err(|e| anyhow::anyhow!("vendored schema is invalid: {e}"))?
+            .clone(),
+        Some(sdl) => Schema::parse_and_validate(sdl.as_str(), "tenant.graphql")
+            .map_err(|e| anyhow::anyhow!("the tenant's schema is invalid: {}", e.errors))?,
+    };
     let state = State::from_seed(&config.seed).context("while applying the seed")?;
     let listener = TcpListener::bind(addr)
         .await
@@ -648,6 +652,7 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> anyhow::Result<SimHan
         limiter: Mutex::new(RateLimiter::default()),
         faults: Mutex::new(FaultRng::new(config.fault_seed)),
         allow_remote_admin: config.allow_remote_admin,
+        schema: Arc::new(schema),
     });
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, router(Arc::clone(&shared)), stopped));

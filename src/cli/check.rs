@@ -1,13 +1,18 @@
 //! `pluvo-sync check`: everything that would stop a sync, found before one is attempted.
 //!
 //! Every check runs even when an earlier one failed, so an operator setting up a tenant sees
-//! the whole list at once.
+//! the whole list at once; the exception is Pluvo itself. A token is asked for once, without
+//! retries: a check is a question, not a sync. When none can be had (Pluvo unreachable, or the
+//! credentials refused), that is one line, and the checks that need a token are skipped, since
+//! each would only repeat it after its own retries.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU32;
 
 use serde::Serialize;
 
 use super::{Cli, Context, Exit};
+use crate::pluvo::{PluvoClient, PluvoError, ResolvedPluvo};
 use crate::sync::engine::RunOptions;
 
 #[derive(Debug, clap::Args)]
@@ -15,6 +20,10 @@ pub struct Args {
     /// Print the findings as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also read the tenant's schema by introspection and compare it with schema/pluvo.graphql:
+    /// every type, field, argument and enum value pluvo-sync uses must exist with the same type.
+    #[arg(long)]
+    pub schema: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,18 +98,40 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     }
 
     let client = engine.client();
-    match client.check_token().await {
-        Ok(()) => findings.push(Finding {
-            check: "pluvo token",
-            ok: true,
-            detail: "a token was issued".to_owned(),
-        }),
-        Err(error) => findings.push(Finding {
+    let probe = match PluvoClient::new(
+        ResolvedPluvo {
+            max_attempts: NonZeroU32::MIN,
+            ..context.settings.pluvo.clone()
+        },
+        context.metrics.clone(),
+    ) {
+        Ok(probe) => probe,
+        Err(error) => {
+            errln!("error: {error}");
+            return Exit::Usage;
+        }
+    };
+    if let Err(error) = probe.check_token().await {
+        // Exhausted after one attempt is the transient failure itself.
+        let error = match error {
+            PluvoError::Exhausted { last, .. } => *last,
+            error => error,
+        };
+        findings.push(Finding {
             check: "pluvo token",
             ok: false,
-            detail: error.to_string(),
-        }),
+            detail: format!(
+                "{error} (at {}); the Pluvo checks that need a token were skipped",
+                context.settings.pluvo.token_url
+            ),
+        });
+        return report(&findings, args);
     }
+    findings.push(Finding {
+        check: "pluvo token",
+        ok: true,
+        detail: "a token was issued".to_owned(),
+    });
 
     match client.groups().await {
         Ok(groups) => {
@@ -192,11 +223,48 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         }),
     }
 
+    if args.schema {
+        findings.push(match client.compare_schema().await {
+            Ok(report) if report.differences.is_empty() => Finding {
+                check: "schema",
+                ok: true,
+                detail: format!(
+                    "the tenant has all {} types, fields, arguments and enums pluvo-sync uses, typed as in schema/pluvo.graphql",
+                    report.compared
+                ),
+            },
+            Ok(report) => Finding {
+                check: "schema",
+                ok: false,
+                detail: format!(
+                    "the tenant's schema differs from schema/pluvo.graphql where pluvo-sync relies on it; syncs will fail until pluvo-sync is built against the tenant's schema (send this list to its maintainers):{}",
+                    report
+                        .differences
+                        .iter()
+                        .map(|d| format!("\n      {d}"))
+                        .collect::<String>()
+                ),
+            },
+            Err(error) => Finding {
+                check: "schema",
+                ok: false,
+                detail: format!(
+                    "cannot read the tenant's schema by introspection: {error}; if the tenant has introspection turned off, ask Pluvo for its schema"
+                ),
+            },
+        });
+    }
+
+    report(&findings, args)
+}
+
+/// Prints the findings; exit 0 only when every one is ok.
+fn report(findings: &[Finding], args: &Args) -> Exit {
     let all_ok = findings.iter().all(|f| f.ok);
     if args.json {
         super::print_json(&serde_json::json!({"ok": all_ok, "findings": findings}));
     } else {
-        for finding in &findings {
+        for finding in findings {
             outln!(
                 "{} {:<14} {}",
                 if finding.ok { "ok  " } else { "FAIL" },

@@ -62,6 +62,7 @@ pub enum Command {
     Journal(journal::Command),
     /// Check the configuration, the source, the Pluvo credentials, and that every group and
     /// custom field the mapping can produce exists in Pluvo. Reports every problem at once.
+    /// With --schema, also compares the tenant's schema with the one pluvo-sync is built for.
     Check(check::Args),
     /// Run as a service: sync on the `[schedule]`, serve the admin listener (`[server]`), stop
     /// gracefully on SIGTERM/SIGINT.

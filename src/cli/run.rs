@@ -25,14 +25,20 @@ pub async fn run(cli: &Cli, _args: &Args) -> Exit {
     let schedule = match schedule.resolve(context.clock.now()) {
         Ok(schedule) => schedule,
         Err(error) => {
-            errln!("error: {error}");
+            errln!(
+                "error: {}",
+                settings.environment.annotate(&error.to_string())
+            );
             return Exit::Usage;
         }
     };
     let server = match settings.server.resolve() {
         Ok(server) => server,
         Err(error) => {
-            errln!("error: {error}");
+            errln!(
+                "error: {}",
+                settings.environment.annotate(&error.to_string())
+            );
             return Exit::Usage;
         }
     };

@@ -114,7 +114,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             report.rows_rejected
         );
         for archive in &report.archives {
-            println!(
+            outln!(
                 "  - {:<12} archive   {}",
                 archive.employee_ref.as_str(),
                 archive.why
@@ -122,7 +122,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         }
         if let Some(withheld) = &report.withheld_archives {
             for person in &withheld.people {
-                println!(
+                outln!(
                     "  = {:<12} withheld  {}",
                     person.employee_ref.as_str(),
                     person.why
@@ -133,7 +133,7 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             outln!("  ! {error}");
         }
         for rejected in &report.rejected {
-            println!("  x {rejected}");
+            outln!("  x {rejected}");
         }
         if !report.errors.is_empty() {
             outln!("details: pluvo-sync journal show {}", report.run_id);

@@ -438,6 +438,27 @@ impl PluvoClient {
         )))
     }
 
+    /// Reads the tenant's schema by introspection and compares it with what every document
+    /// of this client uses of `schema/pluvo.graphql` (see [`super::introspection`]).
+    pub async fn compare_schema(&self) -> Result<super::introspection::SchemaReport, PluvoError> {
+        let request = serde_json::json!({
+            "query": super::introspection::QUERY,
+            "operationName": "Introspection",
+        });
+        let (response, _) = self
+            .inner
+            .graphql("Introspection", &request, &self.cancel)
+            .await;
+        let response = response?;
+        if let Some(error) = response.errors().first() {
+            return Err(from_graphql(error));
+        }
+        let data = response
+            .data
+            .ok_or_else(|| PluvoError::Decode("Introspection: no data and no errors".to_owned()))?;
+        super::introspection::compare(&data, &super::documents::every_document()?)
+    }
+
     /// The custom fields defined for users (`extraCategories(contentType: USER)`).
     pub async fn user_categories(&self) -> Result<Vec<RemoteCategory>, PluvoError> {
         let (data, _) = self

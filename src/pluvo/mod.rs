@@ -10,7 +10,8 @@
 //! - `operations`: the typed queries and mutations, checked against `schema/pluvo.graphql` by cynic;
 //! - `batch` and `documents`: the aliased documents cynic cannot express, and their per-alias results;
 //! - `client`: the one `execute` path (HTTP status and `errors` into [`PluvoError`]) and the API;
-//! - `types`: what callers send and get back, in domain words.
+//! - `types`: what callers send and get back, in domain words;
+//! - `introspection`: a tenant's schema, read by introspection, against what the client uses.
 //!
 //! Pluvo's behaviour around the schema is in CONTRACT.md: trailing slashes, async membership,
 //! `sendInvite: false` on every upsert, errors per field.
@@ -20,6 +21,7 @@ mod batch;
 mod client;
 mod documents;
 pub mod error;
+pub mod introspection;
 pub mod operations;
 mod pacing;
 pub mod settings;

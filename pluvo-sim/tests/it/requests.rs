@@ -182,3 +182,42 @@ async fn pathologically_nested_documents_are_refused_quickly() {
         .await;
     assert!(data["group"]["users"]["edges"].as_array().unwrap().len() >= 8);
 }
+
+#[tokio::test]
+async fn introspection_answers_with_the_schema_the_tenant_serves() {
+    let query = "{ __schema { queryType { name } types { name fields { name } } } \
+                 __type(name: \"UpdateOrCreateUser\") { fields { name } } }";
+    let field_names = |data: &Value| -> Vec<String> {
+        data["__type"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let t = TestSim::example().await;
+    let data = t.data(query, json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    assert!(
+        field_names(&data).contains(&"created".to_owned()),
+        "{data:#}"
+    );
+
+    // A tenant on another API version: it answers with its own schema.
+    let sdl = pluvo_sim::SDL.replace("  created: Boolean\n", "");
+    assert_ne!(
+        sdl,
+        pluvo_sim::SDL,
+        "the vendored SDL has UpdateOrCreateUser.created"
+    );
+    let other = TestSim::start(pluvo_sim::SimConfig {
+        schema_sdl: Some(sdl),
+        ..pluvo_sim::SimConfig::default()
+    })
+    .await;
+    let data = other.data(query, json!({})).await;
+    assert!(
+        !field_names(&data).contains(&"created".to_owned()),
+        "{data:#}"
+    );
+}
