@@ -1,0 +1,222 @@
+//! Groups and memberships, including delayed ones.
+//!
+//! Memberships have two faces. The *committed* set is what the last write said and what
+//! `/_sim/state` shows; the *visible* set is what queries show, and it trails the committed set
+//! by the membership delay, like Pluvo's asynchronous group processing. This room owns both sets
+//! and the queue of changes between them, so the delay logic has one home.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::{ApiError, State, parse_uuid};
+
+#[derive(Debug, Clone)]
+pub(super) struct PendingChange {
+    effective_at: Instant,
+    user: usize,
+    present: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupRec {
+    pub id: Uuid,
+    pub ref_: Option<String>,
+    pub name: String,
+    pub members: BTreeSet<usize>,
+    pub visible: BTreeSet<usize>,
+    pub(super) pending: VecDeque<PendingChange>,
+    pub managers: BTreeSet<usize>,
+}
+
+/// A user named in `addUsersToGroup`, reported back exactly as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserKey {
+    Id(String),
+    Ref(String),
+}
+
+impl UserKey {
+    pub fn as_given(&self) -> &str {
+        match self {
+            Self::Id(s) | Self::Ref(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSelector {
+    Id(String),
+    Ref(String),
+}
+
+/// Result of `addUsersToGroup` / `removeUsersFromGroup`, identifiers as passed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembershipOutcome {
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+impl State {
+    /// Applies membership changes whose delay has passed.
+    pub fn settle(&mut self, now: Instant) {
+        for group in &mut self.groups {
+            while group.pending.front().is_some_and(|p| p.effective_at <= now) {
+                if let Some(change) = group.pending.pop_front() {
+                    if change.present {
+                        group.visible.insert(change.user);
+                    } else {
+                        group.visible.remove(&change.user);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn group_by_selector(&self, selector: &GroupSelector) -> Result<Option<usize>, ApiError> {
+        Ok(match selector {
+            GroupSelector::Id(text) => self
+                .group_by_id
+                .get(&parse_uuid(text, "a group id")?)
+                .copied(),
+            GroupSelector::Ref(r) => self.group_by_ref.get(r).copied(),
+        })
+    }
+
+    /// Groups whose visible members include `user`.
+    pub fn visible_groups_of(&self, user: usize) -> Vec<usize> {
+        (0..self.groups.len())
+            .filter(|&g| self.groups[g].visible.contains(&user))
+            .collect()
+    }
+
+    pub fn managed_groups_of(&self, user: usize) -> Vec<usize> {
+        (0..self.groups.len())
+            .filter(|&g| self.groups[g].managers.contains(&user))
+            .collect()
+    }
+
+    pub fn filter_groups(&self, q: Option<&str>) -> Vec<usize> {
+        let q = q.map(str::to_lowercase);
+        (0..self.groups.len())
+            .filter(|&g| {
+                let group = &self.groups[g];
+                q.as_ref().is_none_or(|q| {
+                    group.name.to_lowercase().contains(q)
+                        || group
+                            .ref_
+                            .as_ref()
+                            .is_some_and(|r| r.to_lowercase().contains(q))
+                })
+            })
+            .collect()
+    }
+
+    /// `addUsersToGroup` (`add`) or `removeUsersFromGroup`. Unknown users are reported, not
+    /// fatal; an unknown group fails the whole field.
+    pub fn change_membership(
+        &mut self,
+        group: &GroupSelector,
+        users: &[UserKey],
+        add: bool,
+        now: Instant,
+        delay: Duration,
+    ) -> Result<MembershipOutcome, ApiError> {
+        let g = self.group_by_selector(group)?.ok_or_else(|| {
+            let (what, value) = match group {
+                GroupSelector::Id(v) => ("id", v),
+                GroupSelector::Ref(v) => ("ref", v),
+            };
+            ApiError::not_found(format!("no group with {what} `{value}`"))
+        })?;
+        let mut outcome = MembershipOutcome::default();
+        for key in users {
+            let found = match key {
+                UserKey::Id(text) => Uuid::parse_str(text)
+                    .ok()
+                    .and_then(|id| self.user_by_id.get(&id).copied()),
+                UserKey::Ref(r) => self.user_by_ref(r),
+            };
+            let Some(user) = found else {
+                outcome.failed.push(key.as_given().to_owned());
+                continue;
+            };
+            let group = &mut self.groups[g];
+            let changed = if add {
+                group.members.insert(user)
+            } else {
+                group.members.remove(&user)
+            };
+            if !changed {
+                outcome.unchanged.push(key.as_given().to_owned());
+                continue;
+            }
+            outcome.changed.push(key.as_given().to_owned());
+            if delay.is_zero() {
+                if add {
+                    group.visible.insert(user);
+                } else {
+                    group.visible.remove(&user);
+                }
+            } else {
+                group.pending.push_back(PendingChange {
+                    effective_at: now + delay,
+                    user,
+                    present: add,
+                });
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Ref of a category, group or user for display; records without a ref show their id.
+    pub fn group_key(&self, g: usize) -> String {
+        let group = &self.groups[g];
+        group.ref_.clone().unwrap_or_else(|| group.id.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::tenant;
+    use super::*;
+
+    #[test]
+    fn membership_becomes_visible_after_the_delay() {
+        let mut state = tenant();
+        let t0 = Instant::now();
+        let delay = Duration::from_secs(60);
+        let group = GroupSelector::Ref("g".into());
+        let users = [UserKey::Ref("E1".into()), UserKey::Ref("E2".into())];
+        state
+            .change_membership(&group, &users, true, t0, delay)
+            .expect("add");
+        state
+            .change_membership(
+                &group,
+                &users[..1],
+                false,
+                t0 + Duration::from_secs(30),
+                delay,
+            )
+            .expect("remove");
+        let cases = [
+            ("nothing visible yet", 59, vec![]),
+            ("both adds visible", 60, vec![0, 1]),
+            ("removal not yet visible", 89, vec![0, 1]),
+            ("removal visible", 90, vec![1]),
+        ];
+        for (name, secs, visible) in cases {
+            state.settle(t0 + Duration::from_secs(secs));
+            let expected: BTreeSet<usize> = visible.into_iter().collect();
+            assert_eq!(state.groups[0].visible, expected, "case {name}");
+        }
+        assert_eq!(
+            state.groups[0].members,
+            BTreeSet::from([1]),
+            "committed at once"
+        );
+    }
+}
