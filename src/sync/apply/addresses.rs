@@ -242,3 +242,170 @@ pub(super) fn new_email(change: &UserChange) -> Option<&Email> {
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Categories, Groups, Roles};
+
+    fn r(raw: &str) -> EmployeeRef {
+        EmployeeRef::parse(raw).unwrap()
+    }
+
+    fn e(raw: &str) -> Email {
+        Email::parse(&format!("{raw}@example.com")).unwrap()
+    }
+
+    /// A snapshot in which each `(ref, local part)` holds that address.
+    fn holding(people: &[(&str, &str)]) -> Snapshot {
+        let mut snapshot = Snapshot::new();
+        for (who, address) in people {
+            snapshot.insert(
+                r(who),
+                SnapshotUser {
+                    employee_ref: r(who),
+                    pluvo_id: Some(format!("id-{who}")),
+                    email: e(address),
+                    name: format!("Person {who}"),
+                    roles: Roles::new(),
+                    language: None,
+                    archived: false,
+                    categories: Categories::new(),
+                    groups: Groups::new(),
+                },
+            );
+        }
+        snapshot
+    }
+
+    #[test]
+    fn email_cycle_finds_swaps_and_rings_but_not_chains() {
+        // (case, who holds which address, who wants which address, expected cycle)
+        type Case = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            &'static [(&'static str, &'static str)],
+            Option<&'static [usize]>,
+        );
+        let cases: &[Case] = &[
+            (
+                "a swap is a cycle of two",
+                &[("1", "ann"), ("2", "bob")],
+                &[("1", "bob"), ("2", "ann")],
+                Some(&[0, 1]),
+            ),
+            (
+                "a ring of three, in the order each wants the next one's address",
+                &[("1", "ann"), ("2", "bob"), ("3", "cat")],
+                &[("1", "bob"), ("2", "cat"), ("3", "ann")],
+                Some(&[0, 1, 2]),
+            ),
+            (
+                "a chain ending at an address nobody pending holds waits, it is no cycle",
+                &[("1", "ann"), ("2", "bob")],
+                &[("1", "bob"), ("2", "new")],
+                None,
+            ),
+            (
+                "an address held by someone outside the pending changes is no cycle",
+                &[("1", "ann")],
+                &[("1", "outsider")],
+                None,
+            ),
+            (
+                "a chain leading into a swap finds the swap, not the chain",
+                &[("1", "ann"), ("2", "bob"), ("3", "cat")],
+                &[("3", "ann"), ("1", "bob"), ("2", "ann")],
+                Some(&[1, 2]),
+            ),
+            (
+                "a person unknown to the snapshot holds nothing",
+                &[("1", "ann")],
+                &[("1", "bob"), ("2", "ann")],
+                None,
+            ),
+            ("nothing pending, nothing to open", &[], &[], None),
+        ];
+        for (case, held, wanted, expected) in cases {
+            let snapshot = holding(held);
+            let people: Vec<(EmployeeRef, Email)> =
+                wanted.iter().map(|(who, a)| (r(who), e(a))).collect();
+            let wants: Vec<(&EmployeeRef, &Email)> = people.iter().map(|(w, a)| (w, a)).collect();
+            assert_eq!(
+                email_cycle(&wants, &snapshot).as_deref(),
+                *expected,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn placeholders_are_undeliverable_and_unique_per_person_and_run() {
+        let parked = placeholder_email(&r("1"), "0123456789abcdef").unwrap();
+        assert!(
+            parked.as_str().ends_with("@address-change.invalid"),
+            "{parked}"
+        );
+        assert!(
+            parked.as_str().contains(".01234567@"),
+            "the run's first 8 characters: {parked}"
+        );
+        assert_eq!(
+            Some(parked.clone()),
+            placeholder_email(&r("1"), "0123456789abcdef")
+        );
+        assert_ne!(
+            Some(parked.clone()),
+            placeholder_email(&r("2"), "0123456789abcdef")
+        );
+        assert_ne!(Some(parked), placeholder_email(&r("1"), "fedcba9876543210"));
+        // A run id shorter than 8 characters is used whole.
+        assert!(
+            placeholder_email(&r("1"), "run")
+                .unwrap()
+                .as_str()
+                .contains(".run@")
+        );
+    }
+
+    #[test]
+    fn only_updates_and_unarchives_that_change_the_address_have_a_new_one() {
+        let moving = vec![FieldChange::Email {
+            before: e("old"),
+            after: e("new"),
+        }];
+        let renaming = vec![FieldChange::Name {
+            before: "A".into(),
+            after: "B".into(),
+        }];
+        let cases: &[(&str, UserChange, Option<Email>)] = &[
+            (
+                "update with an address",
+                UserChange::Update {
+                    changes: moving.clone(),
+                },
+                Some(e("new")),
+            ),
+            (
+                "unarchive with an address",
+                UserChange::Unarchive { changes: moving },
+                Some(e("new")),
+            ),
+            (
+                "update without an address",
+                UserChange::Update { changes: renaming },
+                None,
+            ),
+            (
+                "archive",
+                UserChange::Archive {
+                    why: crate::sync::plan::ArchiveReason::AbsentFromSource,
+                },
+                None,
+            ),
+        ];
+        for (case, change, expected) in cases {
+            assert_eq!(new_email(change), expected.as_ref(), "{case}");
+        }
+    }
+}

@@ -328,3 +328,267 @@ fn apply_snapshot_fields(next: &mut SnapshotUser, changes: &[FieldChange]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Language, Role, Roles};
+    use crate::pluvo::error::Refusal;
+    use crate::sync::plan::ArchiveReason;
+
+    fn r(raw: &str) -> EmployeeRef {
+        EmployeeRef::parse(raw).unwrap()
+    }
+
+    fn e(raw: &str) -> Email {
+        Email::parse(&format!("{raw}@example.com")).unwrap()
+    }
+
+    fn new_user() -> NewUser {
+        NewUser {
+            name: "Ann Example".into(),
+            email: e("ann"),
+            roles: Roles::from([Role::Participant]),
+            language: Some(Language::Nl),
+        }
+    }
+
+    fn moving() -> Vec<FieldChange> {
+        vec![
+            FieldChange::Email {
+                before: e("old"),
+                after: e("new"),
+            },
+            FieldChange::Name {
+                before: "Ann".into(),
+                after: "Ann Example".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn upserts_select_by_ref_and_send_only_what_changed() {
+        let cases: &[(&str, UserChange, UserFields)] = &[
+            (
+                "a create sends every field and the ref, unarchived",
+                UserChange::Create { user: new_user() },
+                UserFields {
+                    r#ref: Some(r("1")),
+                    name: Some("Ann Example".into()),
+                    email: Some(e("ann")),
+                    roles: Some(vec![Role::Participant]),
+                    language: Some(Language::Nl),
+                    archived: Some(false),
+                },
+            ),
+            (
+                "an update sends the changed fields only",
+                UserChange::Update { changes: moving() },
+                UserFields {
+                    email: Some(e("new")),
+                    name: Some("Ann Example".into()),
+                    ..UserFields::default()
+                },
+            ),
+            (
+                "an unarchive sends its changes and unarchives",
+                UserChange::Unarchive { changes: moving() },
+                UserFields {
+                    email: Some(e("new")),
+                    name: Some("Ann Example".into()),
+                    archived: Some(false),
+                    ..UserFields::default()
+                },
+            ),
+            (
+                "an archive sends the flag alone",
+                UserChange::Archive {
+                    why: ArchiveReason::AbsentFromSource,
+                },
+                UserFields {
+                    archived: Some(true),
+                    ..UserFields::default()
+                },
+            ),
+        ];
+        for (case, change, fields) in cases {
+            let upsert = upsert_for(&r("1"), change);
+            // By ref always, so a changed address can never create a second account.
+            assert_eq!(upsert.selector, Selector::Ref(r("1")), "{case}");
+            assert_eq!(&upsert.fields, fields, "{case}");
+        }
+    }
+
+    #[test]
+    fn user_changes_are_journaled_field_by_field() {
+        let unarchive = user_changes_json(&UserChange::Unarchive { changes: moving() });
+        assert_eq!(
+            unarchive,
+            json!([
+                {"field": "email", "before": "old@example.com", "after": "new@example.com"},
+                {"field": "name", "before": "Ann", "after": "Ann Example"},
+                {"field": "archived", "before": true, "after": false},
+            ])
+        );
+        let create = user_changes_json(&UserChange::Create { user: new_user() });
+        assert_eq!(
+            create[1],
+            json!({"field": "email", "before": null, "after": "ann@example.com"})
+        );
+        assert_eq!(create.as_array().map(Vec::len), Some(4));
+    }
+
+    fn refused(refusal: Refusal) -> PluvoError {
+        PluvoError::Field {
+            code: None,
+            message: "no".into(),
+            refusal,
+        }
+    }
+
+    /// What a verdict comes to, in a form the cases can name: (kind, status, systemic).
+    type Summary = (&'static str, Option<OpStatus>, bool);
+
+    fn summary(verdict: UserVerdict<'_>) -> Summary {
+        match verdict {
+            UserVerdict::Acknowledged(_, OpKind::Adopt) => ("adopted", None, false),
+            UserVerdict::Acknowledged(..) => ("acknowledged", None, false),
+            UserVerdict::EmailTaken(email, _) => {
+                assert_eq!(email, &e("new"));
+                ("email taken", None, false)
+            }
+            UserVerdict::Failed(failure) => ("failed", Some(failure.status), failure.systemic),
+        }
+    }
+
+    #[test]
+    fn each_item_of_a_user_batch_is_judged_on_its_own() {
+        let remote = || UpsertedUser {
+            id: "id-1".into(),
+            r#ref: Some("1".into()),
+            created: false,
+        };
+        let update = UserChange::Update { changes: moving() };
+        let create = UserChange::Create { user: new_user() };
+        let rename = UserChange::Update {
+            changes: vec![FieldChange::Name {
+                before: "A".into(),
+                after: "B".into(),
+            }],
+        };
+        type Result = std::result::Result<(UpsertedUser, OpKind), UserFailure>;
+        let cases: Vec<(&str, Result, &UserChange, Summary)> = vec![
+            (
+                "ok",
+                Ok((remote(), OpKind::Update)),
+                &update,
+                ("acknowledged", None, false),
+            ),
+            (
+                "an adoption keeps its kind",
+                Ok((remote(), OpKind::Adopt)),
+                &create,
+                ("adopted", None, false),
+            ),
+            (
+                "refused for the person's data: their failure, not systemic",
+                Err(refused(Refusal::Invalid).into()),
+                &update,
+                ("failed", Some(OpStatus::Failed), false),
+            ),
+            (
+                "refused by pluvo-sync itself (adoption of someone else's account)",
+                Err(UserFailure::refused("taken by ref 2".into())),
+                &create,
+                ("failed", Some(OpStatus::Failed), false),
+            ),
+            (
+                "not delivered: systemic",
+                Err(PluvoError::Transport("reset".into()).into()),
+                &update,
+                ("failed", Some(OpStatus::Failed), true),
+            ),
+            (
+                "credentials refused: systemic",
+                Err(PluvoError::Auth("bad secret".into()).into()),
+                &update,
+                ("failed", Some(OpStatus::Failed), true),
+            ),
+            (
+                "stopped: skipped, neither failed nor systemic",
+                Err(PluvoError::Cancelled.into()),
+                &update,
+                ("failed", Some(OpStatus::Skipped), false),
+            ),
+            (
+                "address taken by an address change: may wait for its holder",
+                Err(refused(Refusal::EmailTaken).into()),
+                &update,
+                ("email taken", None, false),
+            ),
+            (
+                "address taken on a create: adoption already had its chance",
+                Err(refused(Refusal::EmailTaken).into()),
+                &create,
+                ("failed", Some(OpStatus::Failed), false),
+            ),
+            (
+                "address taken while the address does not change: nothing to wait for",
+                Err(refused(Refusal::EmailTaken).into()),
+                &rename,
+                ("failed", Some(OpStatus::Failed), false),
+            ),
+        ];
+        for (case, result, change, expected) in cases {
+            assert_eq!(summary(judge(result, change)), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn acknowledged_changes_advance_the_snapshot_row() {
+        let remote = UpsertedUser {
+            id: "id-1".into(),
+            r#ref: Some("1".into()),
+            created: true,
+        };
+        let created = acknowledge_user(
+            None,
+            &r("1"),
+            &UserChange::Create { user: new_user() },
+            &remote,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                created.pluvo_id.as_deref(),
+                &created.email,
+                created.archived
+            ),
+            (Some("id-1"), &e("ann"), false)
+        );
+        let archived = acknowledge_user(
+            Some(&created),
+            &r("1"),
+            &UserChange::Archive {
+                why: ArchiveReason::AbsentFromSource,
+            },
+            &remote,
+        )
+        .unwrap();
+        assert!(archived.archived);
+        let back = acknowledge_user(
+            Some(&archived),
+            &r("1"),
+            &UserChange::Unarchive { changes: moving() },
+            &remote,
+        )
+        .unwrap();
+        assert_eq!(
+            (&back.email, back.name.as_str(), back.archived),
+            (&e("new"), "Ann Example", false)
+        );
+        // Only a create may start a row: the plan never updates someone it does not know.
+        let update = UserChange::Update { changes: moving() };
+        assert!(acknowledge_user(None, &r("1"), &update, &remote).is_none());
+    }
+}
