@@ -181,7 +181,6 @@ impl Applier<'_> {
             OpKind::Update,
             None,
             changes,
-            OpStatus::Ok,
         )
         .sent(batch.attempts, batch.elapsed);
         let acked: Vec<SnapshotUser> = acked.into_iter().collect();
@@ -247,14 +246,7 @@ pub(super) fn new_email(change: &UserChange) -> Option<&Email> {
 mod tests {
     use super::*;
     use crate::domain::{Categories, Groups, Roles};
-
-    fn r(raw: &str) -> EmployeeRef {
-        EmployeeRef::parse(raw).unwrap()
-    }
-
-    fn e(raw: &str) -> Email {
-        Email::parse(&format!("{raw}@example.com")).unwrap()
-    }
+    use crate::sync::apply::fixtures::{e, r};
 
     /// A snapshot in which each `(ref, local part)` holds that address.
     fn holding(people: &[(&str, &str)]) -> Snapshot {

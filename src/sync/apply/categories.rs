@@ -93,8 +93,7 @@ impl Applier<'_> {
                         Some(employee_ref.to_string()),
                         OpKind::Categories,
                         None,
-                        Value::Array(changes.iter().map(|c| category_change_json(c)).collect()),
-                        OpStatus::Ok,
+                        Value::Array(changes.iter().copied().map(category_change_json).collect()),
                     )
                     .sent(batch.attempts, batch.elapsed);
                     match (result, snapshot.get(*employee_ref)) {
@@ -147,7 +146,6 @@ impl Applier<'_> {
                         OpKind::Categories,
                         Some(change.category.to_string()),
                         json!([category_change_json(change)]),
-                        OpStatus::Failed,
                     )
                     .ended(
                         OpStatus::Failed,

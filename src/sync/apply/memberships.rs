@@ -76,8 +76,7 @@ impl Applier<'_> {
                         Some(employee_ref.to_string()),
                         kind_of(adding),
                         Some(group.to_string()),
-                        json!([{"field": "group", "before": (!adding).then_some(group), "after": adding.then_some(group)}]),
-                        OpStatus::Ok,
+                        membership_change_json(group, adding),
                     )
                     .sent(1, elapsed);
                     let verdict = match &result {
@@ -121,6 +120,11 @@ impl Applier<'_> {
         )
         .await;
     }
+}
+
+/// The `changes` column of one membership: the group before and after, `null` for not in it.
+fn membership_change_json(group: &GroupRef, adding: bool) -> serde_json::Value {
+    json!([{"field": "group", "before": (!adding).then_some(group), "after": adding.then_some(group)}])
 }
 
 fn kind_of(adding: bool) -> OpKind {

@@ -231,7 +231,6 @@ impl Applier<'_> {
                     kind,
                     group.map(ToString::to_string),
                     json!([]),
-                    OpStatus::Skipped,
                 )
                 .ended(
                     OpStatus::Skipped,
@@ -295,3 +294,18 @@ fn status_of(error: &PluvoError) -> OpStatus {
 /// What judging one call's results comes to: its journal rows, and the snapshot rows Pluvo
 /// acknowledged.
 type Judged = (Vec<OperationRecord>, Vec<SnapshotUser>);
+
+/// Names for the values the job files' tests are written in.
+#[cfg(test)]
+mod fixtures {
+    use crate::domain::{Email, EmployeeRef};
+
+    pub(super) fn r(raw: &str) -> EmployeeRef {
+        EmployeeRef::parse(raw).unwrap()
+    }
+
+    /// `raw@example.com`.
+    pub(super) fn e(raw: &str) -> Email {
+        Email::parse(&format!("{raw}@example.com")).unwrap()
+    }
+}

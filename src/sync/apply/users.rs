@@ -1,7 +1,8 @@
 //! The users phase: create, update, archive and unarchive, sent as batches of upserts. It exists
 //! apart because it is the phase every later one depends on (a person whose user call failed is
-//! `blocked` from the rest), and because it is where a refusal is judged: the person's own
-//! failure, a systemic one, or an address still held by someone else (handed to [`super::addresses`]).
+//! `blocked` from the rest), and because it is where a refusal is judged ([`judge`]): the
+//! person's own failure, a systemic one, or an address still held by someone else (handed to
+//! [`super::addresses`]).
 //! Also here: what a user call sends ([`upsert_for`]), what it journals ([`user_changes_json`])
 //! and the snapshot row it leaves once acknowledged ([`acknowledge_user`]).
 
@@ -199,7 +200,6 @@ pub(super) fn user_operation(employee_ref: &EmployeeRef, change: &UserChange) ->
         change.kind(),
         None,
         user_changes_json(change),
-        OpStatus::Ok,
     )
 }
 
@@ -334,15 +334,8 @@ mod tests {
     use super::*;
     use crate::domain::{Language, Role, Roles};
     use crate::pluvo::error::Refusal;
+    use crate::sync::apply::fixtures::{e, r};
     use crate::sync::plan::ArchiveReason;
-
-    fn r(raw: &str) -> EmployeeRef {
-        EmployeeRef::parse(raw).unwrap()
-    }
-
-    fn e(raw: &str) -> Email {
-        Email::parse(&format!("{raw}@example.com")).unwrap()
-    }
 
     fn new_user() -> NewUser {
         NewUser {

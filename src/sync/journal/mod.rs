@@ -71,21 +71,21 @@ pub struct OperationRecord {
 }
 
 impl OperationRecord {
-    /// An operation that nothing was sent for yet: no attempts, no time, no error. Every row the
-    /// apply and engine stages journal starts here, so the defaults are decided in one place.
+    /// An operation that succeeded without anything sent yet: no attempts, no time, no error.
+    /// Every row the apply and engine stages journal starts here, so the defaults are decided in
+    /// one place; [`Self::sent`] and [`Self::ended`] say what else happened.
     pub fn new(
         employee_ref: Option<String>,
         kind: OpKind,
         target: Option<String>,
         changes: serde_json::Value,
-        status: OpStatus,
     ) -> Self {
         Self {
             employee_ref,
             kind,
             target,
             changes,
-            status,
+            status: OpStatus::Ok,
             attempts: 0,
             error: None,
             duration_ms: 0,
