@@ -512,16 +512,13 @@ impl Engine {
                     "record rejected; the reason is in the journal"
                 );
                 tracing::debug!(location = %rejected.location, reason = %rejected.reason, "rejection reason");
-                OperationRecord {
-                    employee_ref: rejected.employee_ref.clone(),
-                    kind: OpKind::RejectedRecord,
-                    target: rejected.field.clone(),
-                    changes: serde_json::json!([]),
-                    status: OpStatus::Rejected,
-                    attempts: 0,
-                    error: Some(rejected.to_string()),
-                    duration_ms: 0,
-                }
+                OperationRecord::new(
+                    rejected.employee_ref.clone(),
+                    OpKind::RejectedRecord,
+                    rejected.field.clone(),
+                    serde_json::json!([]),
+                )
+                .ended(OpStatus::Rejected, rejected.to_string())
             })
             .collect();
         if let Err(error) = self.journal.record(run_id, &ops, &[]).await {
@@ -537,21 +534,20 @@ impl Engine {
         let mut ops = Vec::new();
         if let Some(withheld) = &plan.withheld_archives {
             for person in &withheld.people {
-                ops.push(OperationRecord {
-                    employee_ref: Some(person.employee_ref.to_string()),
-                    kind: OpKind::Archive,
-                    target: None,
-                    changes: serde_json::json!([
-                        {"field": "archived", "before": false, "after": true, "why": person.why}
-                    ]),
-                    status: OpStatus::Skipped,
-                    attempts: 0,
-                    error: Some(format!(
-                        "withheld by the archive guard: {}",
-                        withheld.reason
-                    )),
-                    duration_ms: 0,
-                });
+                ops.push(
+                    OperationRecord::new(
+                        Some(person.employee_ref.to_string()),
+                        OpKind::Archive,
+                        None,
+                        serde_json::json!([
+                            {"field": "archived", "before": false, "after": true, "why": person.why}
+                        ]),
+                    )
+                    .ended(
+                        OpStatus::Skipped,
+                        format!("withheld by the archive guard: {}", withheld.reason),
+                    ),
+                );
             }
         }
         for change in &plan.suspected_ref_changes {
@@ -565,16 +561,15 @@ impl Engine {
                 (&change.absent_ref, &change.new_ref),
                 (&change.new_ref, &change.absent_ref),
             ] {
-                ops.push(OperationRecord {
-                    employee_ref: Some(employee_ref.to_string()),
-                    kind: OpKind::SuspectedRefChange,
-                    target: Some(other.to_string()),
-                    changes: serde_json::json!([]),
-                    status: OpStatus::Rejected,
-                    attempts: 0,
-                    error: Some(advice.clone()),
-                    duration_ms: 0,
-                });
+                ops.push(
+                    OperationRecord::new(
+                        Some(employee_ref.to_string()),
+                        OpKind::SuspectedRefChange,
+                        Some(other.to_string()),
+                        serde_json::json!([]),
+                    )
+                    .ended(OpStatus::Rejected, advice.clone()),
+                );
             }
             report.errors.push(advice);
         }

@@ -70,6 +70,47 @@ pub struct OperationRecord {
     pub duration_ms: u64,
 }
 
+impl OperationRecord {
+    /// An operation that succeeded without anything sent yet: no attempts, no time, no error.
+    /// Every row the apply and engine stages journal starts here, so the defaults are decided in
+    /// one place; [`Self::sent`] and [`Self::ended`] say what else happened.
+    pub fn new(
+        employee_ref: Option<String>,
+        kind: OpKind,
+        target: Option<String>,
+        changes: serde_json::Value,
+    ) -> Self {
+        Self {
+            employee_ref,
+            kind,
+            target,
+            changes,
+            status: OpStatus::Ok,
+            attempts: 0,
+            error: None,
+            duration_ms: 0,
+        }
+    }
+
+    /// The row of a call that took `attempts` requests and `elapsed`.
+    pub fn sent(self, attempts: u32, elapsed: std::time::Duration) -> Self {
+        Self {
+            attempts,
+            duration_ms: elapsed.as_millis() as u64,
+            ..self
+        }
+    }
+
+    /// The row of an operation that ended with `status` because of `error`.
+    pub fn ended(self, status: OpStatus, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            error: Some(error.into()),
+            ..self
+        }
+    }
+}
+
 /// What a run did, written when it ends.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunTotals {
