@@ -87,7 +87,7 @@ pub async fn open_existing(path: &Path, access: Access) -> Result<SqlitePool, Op
                 .filename(path)
                 .read_only(true)
                 .create_if_missing(false)
-                .busy_timeout(Duration::from_secs(30));
+                .busy_timeout(BUSY_WAIT);
             SqlitePoolOptions::new()
                 .max_connections(2)
                 .connect_with(options)
@@ -98,12 +98,35 @@ pub async fn open_existing(path: &Path, access: Access) -> Result<SqlitePool, Op
 }
 
 async fn open_read_write(path: &Path, create: bool) -> Result<SqlitePool, sqlx::Error> {
+    // Processes opening a new file together can meet in a way SQLite answers with "database is
+    // locked" at once instead of waiting out `busy_timeout`: both read the empty file, then both
+    // want the exclusive lock to switch it to WAL, and SQLite refuses one rather than deadlock.
+    // The refused one starts again after a pause and then finds the file set up.
+    let give_up = tokio::time::Instant::now() + BUSY_WAIT;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match try_open_read_write(path, create).await {
+            Err(error) if is_busy(&error) && tokio::time::Instant::now() + pause < give_up => {
+                tracing::debug!(%error, "the database is busy being opened by another process; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// How long a process waits for another to finish with the database: SQLite's `busy_timeout`,
+/// and the time [`open_read_write`] keeps trying to set up a file another process is setting up.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
+
+async fn try_open_read_write(path: &Path, create: bool) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
+        .busy_timeout(BUSY_WAIT)
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
@@ -114,10 +137,39 @@ async fn open_read_write(path: &Path, create: bool) -> Result<SqlitePool, sqlx::
     // "table already exists". An IMMEDIATE transaction takes the write lock before reading which
     // migrations are applied; the migrations run inside it as savepoints, and the process that
     // waited (busy_timeout) then finds them applied.
+    match migrate(&pool).await {
+        Ok(()) => Ok(pool),
+        Err(error) => {
+            pool.close().await;
+            Err(error)
+        }
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     let mut migrating = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::migrate!("./migrations").run(&mut migrating).await?;
-    migrating.commit().await?;
-    Ok(pool)
+    migrating.commit().await
+}
+
+/// SQLite's SQLITE_BUSY or SQLITE_LOCKED, in any of their extended forms, from any step of
+/// opening.
+fn is_busy(error: &sqlx::Error) -> bool {
+    let database = match error {
+        sqlx::Error::Database(database) => Some(database.as_ref()),
+        sqlx::Error::Migrate(migrate) => match migrate.as_ref() {
+            sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(database))
+            | sqlx::migrate::MigrateError::ExecuteMigration(sqlx::Error::Database(database), _) => {
+                Some(database.as_ref())
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    database
+        .and_then(|database| database.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// Creates `path` empty with mode 0600 if it does not exist (SQLite then gives its `-wal` and
@@ -165,6 +217,24 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn many_openers_of_one_new_database_all_get_its_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..10 {
+            let path = dir.path().join(format!("new-{round}.db"));
+            let openers = futures::future::join_all((0..12).map(|_| open(&path))).await;
+            for opener in openers {
+                let pool = opener.unwrap_or_else(|e| panic!("round {round}: {e}"));
+                let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                assert_eq!(runs, 0);
+                pool.close().await;
+            }
+        }
     }
 
     #[tokio::test]
