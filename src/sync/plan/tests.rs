@@ -3,6 +3,8 @@
 use super::*;
 use crate::domain::Categories;
 use crate::domain::*;
+use crate::sync::mapping::DesiredUser;
+use crate::sync::snapshot::SnapshotUser;
 
 fn r(raw: &str) -> EmployeeRef {
     EmployeeRef::parse(raw).unwrap()
