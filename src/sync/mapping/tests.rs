@@ -1,6 +1,8 @@
 //! Mapping rules against hand-made records: one table per concern.
 
 use super::*;
+use crate::domain::{CategoryRef, CategoryValue, GroupRef, Role};
+use crate::sync::source::SourceRecord;
 
 /// The annotated `[mapping]` example from the [`settings`] module docs, so the example an
 /// operator copies is the one these tests run.
