@@ -26,11 +26,10 @@ mod model;
 mod person;
 mod policy;
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::iter::Peekable;
 
 use chrono::NaiveDate;
+use itertools::{EitherOrBoth, Itertools};
 
 use crate::domain::{EmployeeRef, GroupRef};
 use crate::sync::mapping::Mapped;
@@ -70,11 +69,17 @@ pub fn plan(
         .flat_map(|change| [&change.absent_ref, &change.new_ref])
         .collect();
 
-    for pair in merge_join(snapshot.iter(), mapped.people.iter()) {
+    // Both sides are sorted by ref, so one merge walks them together.
+    let by_ref = snapshot
+        .iter()
+        .merge_join_by(mapped.people.iter(), |(known, _), (listed, _)| {
+            known.cmp(listed)
+        });
+    for pair in by_ref {
         let (employee_ref, before, desired) = match pair {
-            Pair::Left(r, s) => (r, Some(s), None),
-            Pair::Right(r, d) => (r, None, Some(d)),
-            Pair::Both(r, s, d) => (r, Some(s), Some(d)),
+            EitherOrBoth::Left((r, s)) => (r, Some(s), None),
+            EitherOrBoth::Right((r, d)) => (r, None, Some(d)),
+            EitherOrBoth::Both((r, s), (_, d)) => (r, Some(s), Some(d)),
         };
         if mapped.held.contains(employee_ref) || paired.contains(employee_ref) {
             continue;
@@ -134,51 +139,6 @@ pub fn plan(
         upcoming,
         held: mapped.held.iter().cloned().collect(),
         suspected_ref_changes,
-    }
-}
-
-enum Pair<'a, K, L, R> {
-    Left(&'a K, &'a L),
-    Right(&'a K, &'a R),
-    Both(&'a K, &'a L, &'a R),
-}
-
-/// Walks two maps sorted by the same key side by side.
-fn merge_join<'a, K: Ord + 'a, L: 'a, R: 'a>(
-    left: impl Iterator<Item = (&'a K, &'a L)>,
-    right: impl Iterator<Item = (&'a K, &'a R)>,
-) -> impl Iterator<Item = Pair<'a, K, L, R>> {
-    struct Join<A: Iterator, B: Iterator> {
-        left: Peekable<A>,
-        right: Peekable<B>,
-    }
-    impl<'a, K: Ord + 'a, L: 'a, R: 'a, A, B> Iterator for Join<A, B>
-    where
-        A: Iterator<Item = (&'a K, &'a L)>,
-        B: Iterator<Item = (&'a K, &'a R)>,
-    {
-        type Item = Pair<'a, K, L, R>;
-        fn next(&mut self) -> Option<Self::Item> {
-            let order = match (self.left.peek(), self.right.peek()) {
-                (None, None) => return None,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some((l, _)), Some((r, _))) => l.cmp(r),
-            };
-            match order {
-                Ordering::Less => self.left.next().map(|(k, l)| Pair::Left(k, l)),
-                Ordering::Greater => self.right.next().map(|(k, r)| Pair::Right(k, r)),
-                Ordering::Equal => {
-                    let (k, l) = self.left.next()?;
-                    let (_, r) = self.right.next()?;
-                    Some(Pair::Both(k, l, r))
-                }
-            }
-        }
-    }
-    Join {
-        left: left.peekable(),
-        right: right.peekable(),
     }
 }
 
