@@ -51,6 +51,31 @@ impl Clock for ManualClock {
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 
+/// Pins the command line's clock, for tests only: an RFC 3339 time such as
+/// `2026-11-23T09:00:00Z`. The golden test (`tests/it/golden.rs`) compares `plan --json` byte for
+/// byte, and a plan names today and the events of the coming week. Never set it in production:
+/// the program would think it is always that moment, so it says so on every start.
+pub const PIN_VARIABLE: &str = "PLUVO_SYNC_TEST_NOW";
+
+/// The clock the command line runs on: the system clock, or a [`ManualClock`] at the moment
+/// [`PIN_VARIABLE`] names. A value that is not a time is an error, not a silent fallback.
+pub fn from_environment() -> Result<SharedClock, String> {
+    let Some(raw) = std::env::var_os(PIN_VARIABLE) else {
+        return Ok(Arc::new(SystemClock));
+    };
+    let raw = raw.to_string_lossy();
+    let at = DateTime::parse_from_rfc3339(raw.trim())
+        .map_err(|error| {
+            format!("{PIN_VARIABLE}={raw} is not an RFC 3339 time ({error}); unset it")
+        })?
+        .with_timezone(&Utc);
+    tracing::warn!(
+        "the clock is pinned to {} by {PIN_VARIABLE}; that is for tests only",
+        timestamp(at)
+    );
+    Ok(Arc::new(ManualClock::new(at)))
+}
+
 /// RFC 3339 with second precision and a `Z`, the format of every timestamp in the database.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::pluvo::PluvoClient;
 use crate::settings::{self, LogFormat, Settings};
@@ -101,7 +101,10 @@ impl Context {
         let settings = raw.resolve().map_err(report_config_error)?;
         Ok(Self {
             settings: Arc::new(settings),
-            clock: Arc::new(SystemClock),
+            clock: crate::clock::from_environment().map_err(|error| {
+                errln!("error: {error}");
+                Exit::Usage
+            })?,
             metrics: Arc::new(Metrics::new()),
         })
     }

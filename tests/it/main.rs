@@ -5,6 +5,7 @@ mod cli;
 mod cli_safety;
 mod cut_off;
 mod error_styles;
+mod golden;
 mod held_people;
 mod helpers;
 mod lease_loss;
