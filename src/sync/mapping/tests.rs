@@ -1,5 +1,7 @@
 //! Mapping rules against hand-made records: one table per concern.
 
+use rstest::rstest;
+
 use super::*;
 use crate::domain::{CategoryRef, CategoryValue, GroupRef, Role};
 use crate::sync::source::SourceRecord;
@@ -181,401 +183,222 @@ fn the_example_rules_require_every_column_they_read_once() {
     );
 }
 
-#[test]
-fn bad_settings_are_refused_naming_the_key() {
-    let minimal = "[mapping]\nref = \"nr\"\nname = \"{first}\"\nemail = \"email\"\n";
-    let cases = [
-        (
-            "name without placeholder",
-            "[mapping]\nref = \"nr\"\nname = \"Someone\"\nemail = \"email\"\n",
-            "mapping.name",
-        ),
-        (
-            "name unclosed",
-            "[mapping]\nref = \"nr\"\nname = \"{first\"\nemail = \"email\"\n",
-            "mapping.name",
-        ),
-        (
-            "empty ref column",
-            "[mapping]\nref = \" \"\nname = \"{first}\"\nemail = \"email\"\n",
-            "mapping.ref",
-        ),
-        (
-            "bad role",
-            &format!("{minimal}roles = [\"PARTICIPANT\", \"BOSS\"]\n"),
-            "mapping.roles[1]",
-        ),
-        (
-            "no roles",
-            &format!("{minimal}roles = []\n"),
-            "mapping.roles",
-        ),
-        (
-            "bad language default",
-            &format!("{minimal}language = {{ default = \"fr\" }}\n"),
-            "mapping.language.default",
-        ),
-        (
-            "empty language",
-            &format!("{minimal}language = {{}}\n"),
-            "mapping.language",
-        ),
-        (
-            "bad start date format",
-            &format!("{minimal}start_date = {{ column = \"s\", format = \"dd-mm-yy\" }}\n"),
-            "mapping.start_date.format",
-        ),
-        (
-            "bad category date format",
-            &format!(
-                "{minimal}[[mapping.categories]]\nref = \"a\"\ncolumn = \"a\"\ntype = \"date\"\nformat = \"someday\"\n"
-            ),
-            "mapping.categories[0].format",
-        ),
-        (
-            "format on a string category",
-            &format!(
-                "{minimal}[[mapping.categories]]\nref = \"a\"\ncolumn = \"a\"\ntype = \"string\"\nformat = \"iso\"\n"
-            ),
-            "mapping.categories[0].format",
-        ),
-        (
-            "category mapped twice",
-            &format!(
-                "{minimal}[[mapping.categories]]\nref = \"a\"\ncolumn = \"a\"\ntype = \"string\"\n[[mapping.categories]]\nref = \"a\"\ncolumn = \"b\"\ntype = \"choice\"\n"
-            ),
-            "mapping.categories[1].ref",
-        ),
-        (
-            "unknown filter",
-            &format!(
-                "{minimal}[mapping.groups]\ntemplates = [\"x-{{a|slug}}\", \"dept-{{department|slugify}}\"]\n"
-            ),
-            "mapping.groups.templates[1]",
-        ),
-        (
-            "bare template",
-            &format!("{minimal}[mapping.groups]\ntemplates = [\"{{department|slug}}\"]\n"),
-            "mapping.groups.templates[0]",
-        ),
-        (
-            "bad static group",
-            &format!("{minimal}[mapping.groups]\nstatic = [\"ok\", \" \"]\n"),
-            "mapping.groups.static[1]",
-        ),
-    ];
-    for (name, toml, key) in cases {
-        let settings = settings_from(toml).unwrap_or_else(|error| panic!("case {name}: {error}"));
-        match MappingRules::from_settings(&settings) {
-            Ok(_) => panic!("case {name}: accepted"),
-            Err(error) => assert_eq!(error.key, key, "case {name}: {error}"),
-        }
+/// Settings with only the required keys.
+const MINIMAL: &str = "[mapping]\nref = \"nr\"\nname = \"{first}\"\nemail = \"email\"\n";
+
+#[rstest]
+#[case::name_without_placeholder(
+    "[mapping]\nref = \"nr\"\nname = \"Someone\"\nemail = \"email\"\n",
+    "mapping.name"
+)]
+#[case::name_unclosed(
+    "[mapping]\nref = \"nr\"\nname = \"{first\"\nemail = \"email\"\n",
+    "mapping.name"
+)]
+#[case::empty_ref_column(
+    "[mapping]\nref = \" \"\nname = \"{first}\"\nemail = \"email\"\n",
+    "mapping.ref"
+)]
+#[case::bad_role(&format!("{MINIMAL}roles = [\"PARTICIPANT\", \"BOSS\"]\n"), "mapping.roles[1]")]
+#[case::no_roles(&format!("{MINIMAL}roles = []\n"), "mapping.roles")]
+#[case::bad_language_default(&format!("{MINIMAL}language = {{ default = \"fr\" }}\n"), "mapping.language.default")]
+#[case::empty_language(&format!("{MINIMAL}language = {{}}\n"), "mapping.language")]
+#[case::bad_start_date_format(&format!("{MINIMAL}start_date = {{ column = \"s\", format = \"dd-mm-yy\" }}\n"), "mapping.start_date.format")]
+#[case::bad_category_date_format(&format!(
+    "{MINIMAL}[[mapping.categories]]\nref = \"a\"\ncolumn = \"a\"\ntype = \"date\"\nformat = \"someday\"\n"
+), "mapping.categories[0].format")]
+#[case::format_on_a_string_category(&format!(
+    "{MINIMAL}[[mapping.categories]]\nref = \"a\"\ncolumn = \"a\"\ntype = \"string\"\nformat = \"iso\"\n"
+), "mapping.categories[0].format")]
+#[case::category_mapped_twice(&format!(
+    "{MINIMAL}[[mapping.categories]]\nref = \"a\"\ncolumn = \"a\"\ntype = \"string\"\n[[mapping.categories]]\nref = \"a\"\ncolumn = \"b\"\ntype = \"choice\"\n"
+), "mapping.categories[1].ref")]
+#[case::unknown_filter(&format!(
+    "{MINIMAL}[mapping.groups]\ntemplates = [\"x-{{a|slug}}\", \"dept-{{department|slugify}}\"]\n"
+), "mapping.groups.templates[1]")]
+#[case::bare_template(&format!("{MINIMAL}[mapping.groups]\ntemplates = [\"{{department|slug}}\"]\n"), "mapping.groups.templates[0]")]
+#[case::bad_static_group(&format!("{MINIMAL}[mapping.groups]\nstatic = [\"ok\", \" \"]\n"), "mapping.groups.static[1]")]
+fn bad_settings_are_refused_naming_the_key(#[case] toml: &str, #[case] key: &str) {
+    let settings = settings_from(toml).unwrap_or_else(|error| panic!("{error}"));
+    match MappingRules::from_settings(&settings) {
+        Ok(_) => panic!("accepted"),
+        Err(error) => assert_eq!(error.key, key, "{error}"),
     }
+}
+
+#[test]
+fn minimal_settings_are_accepted() {
     assert!(
-        MappingRules::from_settings(&settings_from(minimal).unwrap_or_else(|e| panic!("{e}")))
+        MappingRules::from_settings(&settings_from(MINIMAL).unwrap_or_else(|e| panic!("{e}")))
             .is_ok()
     );
 }
 
-#[test]
-fn unknown_and_mistyped_keys_are_refused_when_reading() {
-    let cases = [
-        (
-            "typo at the top",
-            "[mapping]\nref = \"nr\"\nname = \"{a}\"\nemail = \"e\"\nemial = \"e\"\n",
-        ),
-        (
-            "typo in groups",
-            "[mapping]\nref = \"nr\"\nname = \"{a}\"\nemail = \"e\"\n[mapping.groups]\nstatics = [\"x\"]\n",
-        ),
-        (
-            "unknown category type",
-            "[mapping]\nref = \"nr\"\nname = \"{a}\"\nemail = \"e\"\n[[mapping.categories]]\nref = \"a\"\ncolumn = \"a\"\ntype = \"number\"\n",
-        ),
-        ("missing email", "[mapping]\nref = \"nr\"\nname = \"{a}\"\n"),
-    ];
-    for (name, toml) in cases {
-        assert!(settings_from(toml).is_err(), "case {name}");
-    }
+#[rstest]
+#[case::typo_at_the_top("[mapping]\nref = \"nr\"\nname = \"{a}\"\nemail = \"e\"\nemial = \"e\"\n")]
+#[case::typo_in_groups(
+    "[mapping]\nref = \"nr\"\nname = \"{a}\"\nemail = \"e\"\n[mapping.groups]\nstatics = [\"x\"]\n"
+)]
+#[case::unknown_category_type(
+    "[mapping]\nref = \"nr\"\nname = \"{a}\"\nemail = \"e\"\n[[mapping.categories]]\nref = \"a\"\ncolumn = \"a\"\ntype = \"number\"\n"
+)]
+#[case::missing_email("[mapping]\nref = \"nr\"\nname = \"{a}\"\n")]
+fn unknown_and_mistyped_keys_are_refused_when_reading(#[case] toml: &str) {
+    assert!(settings_from(toml).is_err());
 }
 
-#[test]
-fn bad_rows_are_rejected_naming_row_field_and_reason() {
-    // (case, changes, field, employee ref in the error, a phrase of the reason)
-    let cases: [(&str, Changes, &str, Option<&str>, &str); 9] = [
-        (
-            "missing employee number",
-            &[("employee_number", "  ")],
-            "employee_number",
-            None,
-            "employee number is empty",
-        ),
-        (
-            "invalid email",
-            &[("email", "lotte.example.com")],
-            "email",
-            Some("000123"),
-            "no '@'",
-        ),
-        (
-            "empty email",
-            &[("email", "")],
-            "email",
-            Some("000123"),
-            "e-mail address is empty",
-        ),
-        (
-            "bad boolean",
-            &[("company_car", "misschien")],
-            "company_car",
-            Some("000123"),
-            "'misschien' is not a yes/no value",
-        ),
-        (
-            "bad category date",
-            &[("start_date", "2019-03-01")],
-            "start_date",
-            Some("000123"),
-            "not a date in the format dd-mm-yyyy",
-        ),
-        (
-            "bad end date",
-            &[("end_date", "31-02-2025")],
-            "end_date",
-            Some("000123"),
-            "not a day in the calendar",
-        ),
-        (
-            "invalid language",
-            &[("language", "Frans")],
-            "language",
-            Some("000123"),
-            "not a language Pluvo supports",
-        ),
-        (
-            "empty name",
-            &[("first_name", ""), ("last_name", " ")],
-            "first_name, middle_name, last_name",
-            Some("000123"),
-            "the name is empty",
-        ),
-        (
-            "control character in ref",
-            &[("employee_number", "12\u{7}3")],
-            "employee_number",
-            None,
-            "control character",
-        ),
-    ];
-    for (name, changes, field, employee_ref, reason) in cases {
-        let mapped = rules().map(data(vec![lotte(7, changes)]));
-        assert!(mapped.people.is_empty(), "case {name}");
-        let [error] = mapped.rejected.as_slice() else {
-            panic!("case {name}: {:?}", mapped.rejected)
-        };
-        assert_eq!(error.location, Location::Line { line: 7 }, "case {name}");
-        assert_eq!(error.field.as_deref(), Some(field), "case {name}");
-        assert_eq!(error.employee_ref.as_deref(), employee_ref, "case {name}");
-        assert!(
-            error.reason.contains(reason),
-            "case {name}: {}",
-            error.reason
-        );
-        let held: Vec<&str> = mapped.held.iter().map(EmployeeRef::as_str).collect();
-        assert_eq!(
-            held,
-            employee_ref.into_iter().collect::<Vec<_>>(),
-            "case {name}"
-        );
-    }
+#[rstest]
+#[case::missing_employee_number(&[("employee_number", "  ")], "employee_number", None, "employee number is empty")]
+#[case::invalid_email(&[("email", "lotte.example.com")], "email", Some("000123"), "no '@'")]
+#[case::empty_email(&[("email", "")], "email", Some("000123"), "e-mail address is empty")]
+#[case::bad_boolean(&[("company_car", "misschien")], "company_car", Some("000123"), "'misschien' is not a yes/no value")]
+#[case::bad_category_date(&[("start_date", "2019-03-01")], "start_date", Some("000123"), "not a date in the format dd-mm-yyyy")]
+#[case::bad_end_date(&[("end_date", "31-02-2025")], "end_date", Some("000123"), "not a day in the calendar")]
+#[case::invalid_language(&[("language", "Frans")], "language", Some("000123"), "not a language Pluvo supports")]
+#[case::empty_name(&[("first_name", ""), ("last_name", " ")], "first_name, middle_name, last_name", Some("000123"), "the name is empty")]
+#[case::control_character_in_ref(&[("employee_number", "12\u{7}3")], "employee_number", None, "control character")]
+fn bad_rows_are_rejected_naming_row_field_and_reason(
+    #[case] changes: Changes,
+    #[case] field: &str,
+    #[case] employee_ref: Option<&str>,
+    #[case] reason: &str,
+) {
+    let mapped = rules().map(data(vec![lotte(7, changes)]));
+    assert!(mapped.people.is_empty());
+    let [error] = mapped.rejected.as_slice() else {
+        panic!("{:?}", mapped.rejected)
+    };
+    assert_eq!(error.location, Location::Line { line: 7 });
+    assert_eq!(error.field.as_deref(), Some(field));
+    assert_eq!(error.employee_ref.as_deref(), employee_ref);
+    assert!(error.reason.contains(reason), "{}", error.reason);
+    let held: Vec<&str> = mapped.held.iter().map(EmployeeRef::as_str).collect();
+    assert_eq!(held, employee_ref.into_iter().collect::<Vec<_>>());
 }
 
-#[test]
-fn categories_are_typed_and_blank_cells_omitted() {
-    let cases: [(&str, &str, &str, Option<CategoryValue>); 8] = [
-        (
-            "string kept trimmed",
-            "department",
-            "  Finance ",
-            Some(CategoryValue::String("Finance".to_owned())),
-        ),
-        (
-            "choice kept as text",
-            "contract_type",
-            " Intern",
-            Some(CategoryValue::Choice("Intern".to_owned())),
-        ),
-        (
-            "boolean nee",
-            "company_car",
-            "Nee",
-            Some(CategoryValue::Boolean(false)),
-        ),
-        (
-            "boolean 1",
-            "company_car",
-            "1",
-            Some(CategoryValue::Boolean(true)),
-        ),
-        (
-            "date",
-            "start_date",
-            "1-2-2020",
-            Some(CategoryValue::Date(date(2020, 2, 1))),
-        ),
-        ("blank string", "department", " ", None),
-        ("blank boolean", "company_car", "", None),
-        ("blank date", "start_date", "", None),
-    ];
-    for (name, column, cell, expected) in cases {
-        let category_ref = rules()
-            .categories()
-            .iter()
-            .find(|rule| rule.column() == column)
-            .map(|rule| rule.category_ref().clone())
-            .unwrap_or_else(|| panic!("case {name}: no rule reads {column}"));
-        let mapped = rules().map(data(vec![lotte(2, &[(column, cell)])]));
-        assert!(
-            mapped.rejected.is_empty(),
-            "case {name}: {:?}",
-            mapped.rejected
-        );
-        let user = &mapped.people[&employee("000123")];
-        assert_eq!(
-            user.categories.get(&category_ref),
-            expected.as_ref(),
-            "case {name}"
-        );
-    }
+#[rstest]
+#[case::string_kept_trimmed("department", "  Finance ", Some(CategoryValue::String("Finance".to_owned())))]
+#[case::choice_kept_as_text("contract_type", " Intern", Some(CategoryValue::Choice("Intern".to_owned())))]
+#[case::boolean_nee("company_car", "Nee", Some(CategoryValue::Boolean(false)))]
+#[case::boolean_1("company_car", "1", Some(CategoryValue::Boolean(true)))]
+#[case::date("start_date", "1-2-2020", Some(CategoryValue::Date(date(2020, 2, 1))))]
+#[case::blank_string("department", " ", None)]
+#[case::blank_boolean("company_car", "", None)]
+#[case::blank_date("start_date", "", None)]
+fn categories_are_typed_and_blank_cells_omitted(
+    #[case] column: &str,
+    #[case] cell: &str,
+    #[case] expected: Option<CategoryValue>,
+) {
+    let category_ref = rules()
+        .categories()
+        .iter()
+        .find(|rule| rule.column() == column)
+        .map(|rule| rule.category_ref().clone())
+        .unwrap_or_else(|| panic!("no rule reads {column}"));
+    let mapped = rules().map(data(vec![lotte(2, &[(column, cell)])]));
+    assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
+    let user = &mapped.people[&employee("000123")];
+    assert_eq!(user.categories.get(&category_ref), expected.as_ref());
 }
 
-#[test]
-fn names_collapse_blank_parts_and_spaces() {
-    let cases = [
-        ("no middle name", "Lotte", "", "de Vries", "Lotte de Vries"),
-        ("middle name", "Jan", "van", "Dijk", "Jan van Dijk"),
-        ("padded cells", "  Jan ", "  ", " Dijk  ", "Jan Dijk"),
-        ("only a last name", "", "", "Dijk", "Dijk"),
-        (
-            "inner runs",
-            "Anne  Marie",
-            "",
-            "Jansen",
-            "Anne Marie Jansen",
-        ),
-    ];
-    for (name, first, middle, last, expected) in cases {
-        let record = lotte(
-            2,
-            &[
-                ("first_name", first),
-                ("middle_name", middle),
-                ("last_name", last),
-            ],
-        );
-        let mapped = rules().map(data(vec![record]));
-        assert_eq!(
-            mapped.people[&employee("000123")].name,
-            expected,
-            "case {name}"
-        );
-    }
+#[rstest]
+#[case::no_middle_name("Lotte", "", "de Vries", "Lotte de Vries")]
+#[case::middle_name("Jan", "van", "Dijk", "Jan van Dijk")]
+#[case::padded_cells("  Jan ", "  ", " Dijk  ", "Jan Dijk")]
+#[case::only_a_last_name("", "", "Dijk", "Dijk")]
+#[case::inner_runs("Anne  Marie", "", "Jansen", "Anne Marie Jansen")]
+fn names_collapse_blank_parts_and_spaces(
+    #[case] first: &str,
+    #[case] middle: &str,
+    #[case] last: &str,
+    #[case] expected: &str,
+) {
+    let record = lotte(
+        2,
+        &[
+            ("first_name", first),
+            ("middle_name", middle),
+            ("last_name", last),
+        ],
+    );
+    let mapped = rules().map(data(vec![record]));
+    assert_eq!(mapped.people[&employee("000123")].name, expected);
 }
 
-#[test]
-fn language_comes_from_the_column_or_the_default() {
-    let with_column = rules();
-    let default_only = rules_from(
+/// Rules that take the language from the column `language`, with NL as the default.
+fn language_with_column() -> MappingRules {
+    rules()
+}
+
+/// Rules with only a default language: the cell is not read.
+fn language_default_only() -> MappingRules {
+    rules_from(
         "[mapping]\nref = \"employee_number\"\nname = \"{first_name}\"\nemail = \"email\"\nlanguage = { default = \"EN\" }\n",
-    );
-    let absent = rules_from(
-        "[mapping]\nref = \"employee_number\"\nname = \"{first_name}\"\nemail = \"email\"\n",
-    );
-    let cases = [
-        ("column", &with_column, "en_GB", Some(Language::En)),
-        (
-            "blank cell takes the default",
-            &with_column,
-            " ",
-            Some(Language::Nl),
-        ),
-        (
-            "default only ignores the cell",
-            &default_only,
-            "de",
-            Some(Language::En),
-        ),
-        ("no rule leaves it to Pluvo", &absent, "de", None),
-    ];
-    for (name, rules, cell, expected) in cases {
-        let mapped = rules.map(data(vec![lotte(2, &[("language", cell)])]));
-        assert_eq!(
-            mapped.people[&employee("000123")].language,
-            expected,
-            "case {name}"
-        );
-    }
+    )
 }
 
-#[test]
-fn groups_come_from_the_static_list_and_templates() {
-    let cases: [(&str, Changes, &[&str]); 4] = [
-        (
-            "both templates",
-            &[
-                ("department", "Research & Development"),
-                ("location", "Den Haag"),
-            ],
-            &["all-employees", "dept-research-development", "loc-den-haag"],
-        ),
-        (
-            "accents folded",
-            &[("location", "Zürich-Oost")],
-            &["all-employees", "dept-sales", "loc-zurich-oost"],
-        ),
-        (
-            "blank cell, no group",
-            &[("location", "")],
-            &["all-employees", "dept-sales"],
-        ),
-        (
-            "nothing left after slug, no group",
-            &[("department", "—")],
-            &["all-employees", "loc-amsterdam"],
-        ),
-    ];
-    for (name, changes, expected) in cases {
-        let mapped = rules().map(data(vec![lotte(2, changes)]));
-        assert!(
-            mapped.rejected.is_empty(),
-            "case {name}: {:?}",
-            mapped.rejected
-        );
-        let groups: Vec<&str> = mapped.people[&employee("000123")]
-            .groups
-            .iter()
-            .map(GroupRef::as_str)
-            .collect();
-        assert_eq!(groups, expected, "case {name}");
-    }
+/// Rules without a language rule: Pluvo decides.
+fn language_absent() -> MappingRules {
+    rules_from("[mapping]\nref = \"employee_number\"\nname = \"{first_name}\"\nemail = \"email\"\n")
 }
 
-#[test]
-fn managed_groups_are_exactly_those_the_rules_can_produce() {
+#[rstest]
+#[case::column(language_with_column(), "en_GB", Some(Language::En))]
+#[case::blank_cell_takes_the_default(language_with_column(), " ", Some(Language::Nl))]
+#[case::default_only_ignores_the_cell(language_default_only(), "de", Some(Language::En))]
+#[case::no_rule_leaves_it_to_pluvo(language_absent(), "de", None)]
+fn language_comes_from_the_column_or_the_default(
+    #[case] rules: MappingRules,
+    #[case] cell: &str,
+    #[case] expected: Option<Language>,
+) {
+    let mapped = rules.map(data(vec![lotte(2, &[("language", cell)])]));
+    assert_eq!(mapped.people[&employee("000123")].language, expected);
+}
+
+#[rstest]
+#[case::both_templates(&[
+    ("department", "Research & Development"),
+    ("location", "Den Haag"),
+], &["all-employees", "dept-research-development", "loc-den-haag"])]
+#[case::accents_folded(&[("location", "Zürich-Oost")], &["all-employees", "dept-sales", "loc-zurich-oost"])]
+#[case::blank_cell_no_group(&[("location", "")], &["all-employees", "dept-sales"])]
+#[case::nothing_left_after_slug_no_group(&[("department", "—")], &["all-employees", "loc-amsterdam"])]
+fn groups_come_from_the_static_list_and_templates(
+    #[case] changes: Changes,
+    #[case] expected: &[&str],
+) {
+    let mapped = rules().map(data(vec![lotte(2, changes)]));
+    assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
+    let groups: Vec<&str> = mapped.people[&employee("000123")]
+        .groups
+        .iter()
+        .map(GroupRef::as_str)
+        .collect();
+    assert_eq!(groups, expected);
+}
+
+#[rstest]
+#[case::static_list("all-employees", true)]
+#[case::department_template("dept-sales", true)]
+#[case::slug_with_dashes("dept-research-development", true)]
+#[case::location_template("loc-utrecht", true)]
+#[case::prefix_only("dept-", false)]
+#[case::not_a_slug("dept-Sales", false)]
+#[case::made_by_hand("managers", false)]
+#[case::similar_prefix("department-sales", false)]
+fn managed_groups_are_exactly_those_the_rules_can_produce(
+    #[case] raw: &str,
+    #[case] expected: bool,
+) {
     let rules = rules();
-    let cases = [
-        ("static", "all-employees", true),
-        ("department template", "dept-sales", true),
-        ("slug with dashes", "dept-research-development", true),
-        ("location template", "loc-utrecht", true),
-        ("prefix only", "dept-", false),
-        ("not a slug", "dept-Sales", false),
-        ("made by hand", "managers", false),
-        ("similar prefix", "department-sales", false),
-    ];
-    for (name, raw, expected) in cases {
-        assert_eq!(rules.is_managed(&group(raw)), expected, "case {name}");
-    }
+    assert_eq!(rules.is_managed(&group(raw)), expected);
+}
+
+#[test]
+fn the_static_groups_are_the_configured_ones() {
+    let rules = rules();
     let statics: Vec<&str> = rules.static_groups().iter().map(GroupRef::as_str).collect();
     assert_eq!(statics, ["all-employees"]);
 }
@@ -893,71 +716,64 @@ async fn the_annotated_example_config_keeps_middle_names() {
 
 /// Values Pluvo's model refuses are rejected while mapping, naming the row and the field, and a
 /// huge value is not quoted back (it would land in the journal and the logs).
+#[rstest]
+#[case::a_10000_character_name(
+    "first_name",
+    "A".repeat(10_000),
+    "first_name, middle_name, last_name",
+    "the name is 10009 characters long; Pluvo takes at most 255"
+)]
+#[case::a_50_mb_string_field(
+    "department",
+    "x".repeat(50 * 1024 * 1024),
+    "department",
+    "the value is 52428800 characters long; Pluvo takes at most 255"
+)]
+#[case::a_long_choice(
+    "contract_type",
+    "A".repeat(10_000),
+    "contract_type",
+    "the value is 10000 characters long"
+)]
+#[case::an_accent_before_the_at(
+    "email",
+    "jörg.müller@example.com".to_owned(),
+    "email",
+    "only ASCII letters, digits"
+)]
+#[case::a_huge_address(
+    "email",
+    format!("{}@example.com", "a".repeat(5_000)),
+    "email",
+    "the e-mail address is 5012 characters long; Pluvo takes at most 320"
+)]
+#[case::a_domain_that_is_no_host_name(
+    "email",
+    "lotte@ex_ample.com".to_owned(),
+    "email",
+    "the domain after the '@'"
+)]
+fn values_pluvo_would_refuse_are_rejected_naming_row_and_field(
+    #[case] column: &str,
+    #[case] value: String,
+    #[case] field: &str,
+    #[case] reason: &str,
+) {
+    let mapped = rules().map(data(vec![lotte(7, &[(column, &value)])]));
+    assert!(mapped.people.is_empty());
+    let [error] = mapped.rejected.as_slice() else {
+        panic!("{} rejected", mapped.rejected.len())
+    };
+    assert_eq!(error.location, Location::Line { line: 7 });
+    assert_eq!(error.field.as_deref(), Some(field));
+    assert_eq!(error.employee_ref.as_deref(), Some("000123"));
+    assert!(error.reason.contains(reason), "{:.300}", error.reason);
+    assert!(error.reason.len() < 400, "the value is not quoted back");
+}
+
 #[test]
-fn values_pluvo_would_refuse_are_rejected_naming_row_and_field() {
-    let name = "A".repeat(10_000);
-    let title = "x".repeat(50 * 1024 * 1024);
-    let address = format!("{}@example.com", "a".repeat(5_000));
-    // (case, changed cells, field at fault, a phrase of the reason)
-    type Refused<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
-    let cases: [Refused; 6] = [
-        (
-            "a 10,000-character name",
-            vec![("first_name", &name)],
-            "first_name, middle_name, last_name",
-            "the name is 10009 characters long; Pluvo takes at most 255",
-        ),
-        (
-            "a 50 MB string field",
-            vec![("department", &title)],
-            "department",
-            "the value is 52428800 characters long; Pluvo takes at most 255",
-        ),
-        (
-            "a long choice",
-            vec![("contract_type", &name)],
-            "contract_type",
-            "the value is 10000 characters long",
-        ),
-        (
-            "an accent before the @",
-            vec![("email", "jörg.müller@example.com")],
-            "email",
-            "only ASCII letters, digits",
-        ),
-        (
-            "a huge address",
-            vec![("email", &address)],
-            "email",
-            "the e-mail address is 5012 characters long; Pluvo takes at most 320",
-        ),
-        (
-            "a domain that is no host name",
-            vec![("email", "lotte@ex_ample.com")],
-            "email",
-            "the domain after the '@'",
-        ),
-    ];
-    for (name, changes, field, reason) in cases {
-        let mapped = rules().map(data(vec![lotte(7, &changes)]));
-        assert!(mapped.people.is_empty(), "case {name}");
-        let [error] = mapped.rejected.as_slice() else {
-            panic!("case {name}: {} rejected", mapped.rejected.len())
-        };
-        assert_eq!(error.location, Location::Line { line: 7 }, "case {name}");
-        assert_eq!(error.field.as_deref(), Some(field), "case {name}");
-        assert_eq!(error.employee_ref.as_deref(), Some("000123"), "case {name}");
-        assert!(
-            error.reason.contains(reason),
-            "case {name}: {:.300}",
-            error.reason
-        );
-        assert!(
-            error.reason.len() < 400,
-            "case {name}: the value is not quoted back"
-        );
-    }
-    // An internationalised domain that converts to punycode is Pluvo's to accept.
+fn an_internationalised_domain_is_pluvos_to_accept() {
+    // One that converts to punycode: Pluvo decides, not the mapping.
     let mapped = rules().map(data(vec![lotte(7, &[("email", "Lotte@Bücher.example")])]));
     assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
 }

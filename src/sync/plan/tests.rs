@@ -1,5 +1,7 @@
 //! Table-driven planning cases: each names a situation an HR administrator would recognise.
 
+use rstest::rstest;
+
 use super::*;
 use crate::domain::Categories;
 use crate::domain::*;
@@ -68,7 +70,6 @@ type Expected = (
 );
 
 struct Case {
-    name: &'static str,
     snapshot: Vec<SnapshotUser>,
     desired: Vec<DesiredUser>,
     held: Vec<&'static str>,
@@ -104,261 +105,236 @@ fn with<T>(mut value: T, change: impl FnOnce(&mut T)) -> T {
     value
 }
 
-#[test]
-fn planning_cases() {
-    let cases = vec![
-        Case {
-            name: "unchanged people produce nothing",
-            snapshot: vec![acked("001"), acked("002")],
-            desired: vec![desired("001"), desired("002")],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![],
-        },
-        Case {
-            name: "a new hire is created with fields, categories and groups",
-            snapshot: vec![],
-            desired: vec![desired("001")],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![(
-                "001",
-                "create",
-                1,
-                vec!["all-employees", "dept-sales"],
-                vec![],
-            )],
-        },
-        Case {
-            name: "changed fields only",
-            snapshot: vec![acked("001")],
-            desired: vec![with(desired("001"), |d| d.name = "Renamed".into())],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![("001", "update", 0, vec![], vec![])],
-        },
-        Case {
-            name: "a department move swaps one managed group and the custom field",
-            snapshot: vec![acked("001")],
-            desired: vec![with(desired("001"), |d| {
-                d.groups = Groups::from([g("all-employees"), g("dept-finance")]);
-                d.categories.insert(
-                    CategoryRef::parse("department").unwrap(),
-                    CategoryValue::String("Finance".into()),
-                );
-            })],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![("001", "-", 1, vec!["dept-finance"], vec!["dept-sales"])],
-        },
-        Case {
-            name: "an unmanaged group is never removed",
-            snapshot: vec![with(acked("001"), |s| {
-                s.groups.insert(g("mentors"));
-            })],
-            desired: vec![desired("001")],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![],
-        },
-        Case {
-            name: "an empty cell leaves the custom field alone",
-            snapshot: vec![acked("001")],
-            desired: vec![with(desired("001"), |d| d.categories.clear())],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![],
-        },
-        Case {
-            name: "a leaver absent from the export is archived",
-            snapshot: vec![acked("001"), acked("002")],
-            desired: vec![desired("001")],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![("002", "archive", 0, vec![], vec![])],
-        },
-        Case {
-            name: "absent leavers are kept when the policy says so",
-            snapshot: vec![acked("001"), acked("002")],
-            desired: vec![desired("001")],
-            held: vec![],
-            policy: Policy {
-                leavers: Leavers::Keep,
-                ..Policy::default()
-            },
-            expect: vec![],
-        },
-        Case {
-            name: "an archived leaver stays archived without a call",
-            snapshot: vec![acked("001"), with(acked("002"), |s| s.archived = true)],
-            desired: vec![desired("001")],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![],
-        },
-        Case {
-            name: "an end date that passed yesterday archives today",
-            snapshot: vec![acked("001")],
-            desired: vec![with(desired("001"), |d| {
-                d.end_date = Some(date("2026-11-22"))
-            })],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![("001", "archive", 0, vec![], vec![])],
-        },
-        Case {
-            name: "on the end date itself the account stays by default",
-            snapshot: vec![acked("001")],
-            desired: vec![with(desired("001"), |d| d.end_date = Some(date(TODAY)))],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![],
-        },
-        Case {
-            name: "archive on the end date itself when configured",
-            snapshot: vec![acked("001")],
-            desired: vec![with(desired("001"), |d| d.end_date = Some(date(TODAY)))],
-            held: vec![],
-            policy: Policy {
-                archive_after_end_days: 0,
-                ..Policy::default()
-            },
-            expect: vec![("001", "archive", 0, vec![], vec![])],
-        },
-        Case {
-            name: "grace days postpone the archive",
-            snapshot: vec![acked("001")],
-            desired: vec![with(desired("001"), |d| {
-                d.end_date = Some(date("2026-11-20"))
-            })],
-            held: vec![],
-            policy: Policy {
-                archive_after_end_days: 5,
-                ..Policy::default()
-            },
-            expect: vec![],
-        },
-        Case {
-            name: "a leaver by date who was never created is not created",
-            snapshot: vec![],
-            desired: vec![with(desired("001"), |d| {
-                d.end_date = Some(date("2026-01-01"))
-            })],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![],
-        },
-        Case {
-            name: "a rehire is unarchived on the same account",
-            snapshot: vec![with(acked("001"), |s| s.archived = true)],
-            desired: vec![desired("001")],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![("001", "unarchive", 0, vec![], vec![])],
-        },
-        Case {
-            name: "a held person is neither changed nor archived",
-            snapshot: vec![acked("001"), acked("002")],
-            desired: vec![with(desired("001"), |d| d.name = "Changed".into())],
-            held: vec!["001", "002"],
-            policy: Policy::default(),
-            expect: vec![],
-        },
-        Case {
-            name: "pre-boarding: too early to create",
-            snapshot: vec![],
-            desired: vec![with(desired("001"), |d| {
-                d.start_date = Some(date("2026-12-15"))
-            })],
-            held: vec![],
-            policy: Policy {
-                preboarding_days: Some(14),
-                ..Policy::default()
-            },
-            expect: vec![],
-        },
-        Case {
-            name: "pre-boarding: created exactly preboarding_days before the start",
-            snapshot: vec![],
-            desired: vec![with(desired("001"), |d| {
-                d.start_date = Some(date("2026-12-07"))
-            })],
-            held: vec![],
-            policy: Policy {
-                preboarding_days: Some(14),
-                ..Policy::default()
-            },
-            expect: vec![(
-                "001",
-                "create",
-                1,
-                vec!["all-employees", "dept-sales"],
-                vec![],
-            )],
-        },
-        Case {
-            name: "without pre-boarding a future starter is created at once",
-            snapshot: vec![],
-            desired: vec![with(desired("001"), |d| {
-                d.start_date = Some(date("2027-06-01"))
-            })],
-            held: vec![],
-            policy: Policy::default(),
-            expect: vec![(
-                "001",
-                "create",
-                1,
-                vec!["all-employees", "dept-sales"],
-                vec![],
-            )],
-        },
-    ];
-
-    for case in &cases {
-        let plan = run(case);
-        let got: Vec<_> = plan
-            .people
-            .iter()
-            .map(|p| {
-                (
-                    p.employee_ref.as_str().to_owned(),
-                    p.user
-                        .as_ref()
-                        .map_or("-", |user| user.kind().as_str())
-                        .to_owned(),
-                    p.categories.len(),
-                    p.groups_added
-                        .iter()
-                        .map(|g| g.as_str().to_owned())
-                        .collect::<Vec<_>>(),
-                    p.groups_removed
-                        .iter()
-                        .map(|g| g.as_str().to_owned())
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .collect();
-        let want: Vec<_> = case
-            .expect
-            .iter()
-            .map(|(r, kind, cats, add, remove)| {
-                (
-                    (*r).to_owned(),
-                    (*kind).to_owned(),
-                    *cats,
-                    add.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
-                    remove.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
-                )
-            })
-            .collect();
-        assert_eq!(got, want, "case: {}", case.name);
-    }
+#[rstest]
+#[case::unchanged_people_produce_nothing(Case {
+    snapshot: vec![acked("001"), acked("002")],
+    desired: vec![desired("001"), desired("002")],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![],
+})]
+#[case::a_new_hire_is_created_with_fields_categories_and_groups(Case {
+    snapshot: vec![],
+    desired: vec![desired("001")],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![(
+        "001",
+        "create",
+        1,
+        vec!["all-employees", "dept-sales"],
+        vec![],
+    )],
+})]
+#[case::changed_fields_only(Case {
+    snapshot: vec![acked("001")],
+    desired: vec![with(desired("001"), |d| d.name = "Renamed".into())],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![("001", "update", 0, vec![], vec![])],
+})]
+#[case::a_department_move_swaps_one_managed_group_and_the_custom_field(Case {
+    snapshot: vec![acked("001")],
+    desired: vec![with(desired("001"), |d| {
+        d.groups = Groups::from([g("all-employees"), g("dept-finance")]);
+        d.categories.insert(
+            CategoryRef::parse("department").unwrap(),
+            CategoryValue::String("Finance".into()),
+        );
+    })],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![("001", "-", 1, vec!["dept-finance"], vec!["dept-sales"])],
+})]
+#[case::an_unmanaged_group_is_never_removed(Case {
+    snapshot: vec![with(acked("001"), |s| {
+        s.groups.insert(g("mentors"));
+    })],
+    desired: vec![desired("001")],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![],
+})]
+#[case::an_empty_cell_leaves_the_custom_field_alone(Case {
+    snapshot: vec![acked("001")],
+    desired: vec![with(desired("001"), |d| d.categories.clear())],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![],
+})]
+#[case::a_leaver_absent_from_the_export_is_archived(Case {
+    snapshot: vec![acked("001"), acked("002")],
+    desired: vec![desired("001")],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![("002", "archive", 0, vec![], vec![])],
+})]
+#[case::absent_leavers_are_kept_when_the_policy_says_so(Case {
+    snapshot: vec![acked("001"), acked("002")],
+    desired: vec![desired("001")],
+    held: vec![],
+    policy: Policy {
+        leavers: Leavers::Keep,
+        ..Policy::default()
+    },
+    expect: vec![],
+})]
+#[case::an_archived_leaver_stays_archived_without_a_call(Case {
+    snapshot: vec![acked("001"), with(acked("002"), |s| s.archived = true)],
+    desired: vec![desired("001")],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![],
+})]
+#[case::an_end_date_that_passed_yesterday_archives_today(Case {
+    snapshot: vec![acked("001")],
+    desired: vec![with(desired("001"), |d| {
+        d.end_date = Some(date("2026-11-22"))
+    })],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![("001", "archive", 0, vec![], vec![])],
+})]
+#[case::on_the_end_date_itself_the_account_stays_by_default(Case {
+    snapshot: vec![acked("001")],
+    desired: vec![with(desired("001"), |d| d.end_date = Some(date(TODAY)))],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![],
+})]
+#[case::archive_on_the_end_date_itself_when_configured(Case {
+    snapshot: vec![acked("001")],
+    desired: vec![with(desired("001"), |d| d.end_date = Some(date(TODAY)))],
+    held: vec![],
+    policy: Policy {
+        archive_after_end_days: 0,
+        ..Policy::default()
+    },
+    expect: vec![("001", "archive", 0, vec![], vec![])],
+})]
+#[case::grace_days_postpone_the_archive(Case {
+    snapshot: vec![acked("001")],
+    desired: vec![with(desired("001"), |d| {
+        d.end_date = Some(date("2026-11-20"))
+    })],
+    held: vec![],
+    policy: Policy {
+        archive_after_end_days: 5,
+        ..Policy::default()
+    },
+    expect: vec![],
+})]
+#[case::a_leaver_by_date_who_was_never_created_is_not_created(Case {
+    snapshot: vec![],
+    desired: vec![with(desired("001"), |d| {
+        d.end_date = Some(date("2026-01-01"))
+    })],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![],
+})]
+#[case::a_rehire_is_unarchived_on_the_same_account(Case {
+    snapshot: vec![with(acked("001"), |s| s.archived = true)],
+    desired: vec![desired("001")],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![("001", "unarchive", 0, vec![], vec![])],
+})]
+#[case::a_held_person_is_neither_changed_nor_archived(Case {
+    snapshot: vec![acked("001"), acked("002")],
+    desired: vec![with(desired("001"), |d| d.name = "Changed".into())],
+    held: vec!["001", "002"],
+    policy: Policy::default(),
+    expect: vec![],
+})]
+#[case::pre_boarding_too_early_to_create(Case {
+    snapshot: vec![],
+    desired: vec![with(desired("001"), |d| {
+        d.start_date = Some(date("2026-12-15"))
+    })],
+    held: vec![],
+    policy: Policy {
+        preboarding_days: Some(14),
+        ..Policy::default()
+    },
+    expect: vec![],
+})]
+#[case::pre_boarding_created_exactly_preboarding_days_before_the_start(Case {
+    snapshot: vec![],
+    desired: vec![with(desired("001"), |d| {
+        d.start_date = Some(date("2026-12-07"))
+    })],
+    held: vec![],
+    policy: Policy {
+        preboarding_days: Some(14),
+        ..Policy::default()
+    },
+    expect: vec![(
+        "001",
+        "create",
+        1,
+        vec!["all-employees", "dept-sales"],
+        vec![],
+    )],
+})]
+#[case::without_pre_boarding_a_future_starter_is_created_at_once(Case {
+    snapshot: vec![],
+    desired: vec![with(desired("001"), |d| {
+        d.start_date = Some(date("2027-06-01"))
+    })],
+    held: vec![],
+    policy: Policy::default(),
+    expect: vec![(
+        "001",
+        "create",
+        1,
+        vec!["all-employees", "dept-sales"],
+        vec![],
+    )],
+})]
+fn planning_cases(#[case] case: Case) {
+    let plan = run(&case);
+    let got: Vec<_> = plan
+        .people
+        .iter()
+        .map(|p| {
+            (
+                p.employee_ref.as_str().to_owned(),
+                p.user
+                    .as_ref()
+                    .map_or("-", |user| user.kind().as_str())
+                    .to_owned(),
+                p.categories.len(),
+                p.groups_added
+                    .iter()
+                    .map(|g| g.as_str().to_owned())
+                    .collect::<Vec<_>>(),
+                p.groups_removed
+                    .iter()
+                    .map(|g| g.as_str().to_owned())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let want: Vec<_> = case
+        .expect
+        .iter()
+        .map(|(r, kind, cats, add, remove)| {
+            (
+                (*r).to_owned(),
+                (*kind).to_owned(),
+                *cats,
+                add.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+                remove.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
 }
 
 #[test]
 fn an_email_change_is_an_update_of_the_same_person() {
     let plan = run(&Case {
-        name: "email change",
         snapshot: vec![acked("001")],
         desired: vec![with(desired("001"), |d| {
             d.email = Email::parse("new.address@example.com").unwrap()
@@ -381,7 +357,6 @@ fn an_email_change_is_an_update_of_the_same_person() {
 #[test]
 fn memberships_are_batched_per_group() {
     let plan = run(&Case {
-        name: "three hires",
         snapshot: vec![],
         desired: vec![desired("001"), desired("002"), desired("003")],
         held: vec![],
@@ -407,58 +382,38 @@ fn mass_leave(keep: usize, total: usize, policy: Policy) -> Plan {
     plan(&snapshot, &mapped, &managed, &policy, date(TODAY))
 }
 
-#[test]
-fn archive_guard_cases() {
-    // (name, active users, users kept, policy, archives expected, withheld expected)
-    let cases = [
-        ("within max_people", 100, 90, Policy::default(), 10, false),
-        ("one over max_people", 100, 89, Policy::default(), 0, true),
-        (
-            "percentage larger than max_people",
-            1000,
-            950,
-            Policy {
-                guard: ArchiveGuard {
-                    max_people: 10,
-                    max_percent: 5.0,
-                },
-                ..Policy::default()
-            },
-            50,
-            false,
-        ),
-        (
-            "one over the percentage",
-            1000,
-            949,
-            Policy::default(),
-            0,
-            true,
-        ),
-        ("truncated export", 1000, 400, Policy::default(), 0, true),
-        ("empty export", 1000, 0, Policy::default(), 0, true),
-        (
-            "allowed by the operator",
-            1000,
-            0,
-            Policy {
-                allow_mass_archive: true,
-                ..Policy::default()
-            },
-            1000,
-            false,
-        ),
-    ];
-    for (name, total, keep, policy, archives, withheld) in cases {
-        let plan = mass_leave(keep, total, policy);
-        let got = plan
-            .people
-            .iter()
-            .filter(|p| matches!(p.user, Some(UserChange::Archive { .. })))
-            .count();
-        assert_eq!(got, archives, "case: {name}");
-        assert_eq!(plan.withheld_archives.is_some(), withheld, "case: {name}");
-    }
+#[rstest]
+#[case::within_max_people(100, 90, Policy::default(), 10, false)]
+#[case::one_over_max_people(100, 89, Policy::default(), 0, true)]
+#[case::percentage_larger_than_max_people(1000, 950, Policy {
+    guard: ArchiveGuard {
+        max_people: 10,
+        max_percent: 5.0,
+    },
+    ..Policy::default()
+}, 50, false)]
+#[case::one_over_the_percentage(1000, 949, Policy::default(), 0, true)]
+#[case::truncated_export(1000, 400, Policy::default(), 0, true)]
+#[case::empty_export(1000, 0, Policy::default(), 0, true)]
+#[case::allowed_by_the_operator(1000, 0, Policy {
+    allow_mass_archive: true,
+    ..Policy::default()
+}, 1000, false)]
+fn archive_guard_cases(
+    #[case] total: usize,
+    #[case] keep: usize,
+    #[case] policy: Policy,
+    #[case] archives: usize,
+    #[case] withheld: bool,
+) {
+    let plan = mass_leave(keep, total, policy);
+    let got = plan
+        .people
+        .iter()
+        .filter(|p| matches!(p.user, Some(UserChange::Archive { .. })))
+        .count();
+    assert_eq!(got, archives);
+    assert_eq!(plan.withheld_archives.is_some(), withheld);
 }
 
 #[test]
@@ -500,7 +455,6 @@ fn guarded_plans_still_create_and_update() {
 #[test]
 fn upcoming_lifecycle_events_within_seven_days() {
     let plan = run(&Case {
-        name: "lifecycle",
         snapshot: vec![acked("001"), acked("003")],
         desired: vec![
             with(desired("001"), |d| d.end_date = Some(date("2026-11-25"))),
@@ -543,7 +497,6 @@ fn upcoming_lifecycle_events_within_seven_days() {
 #[test]
 fn plan_serialises_for_json_output() {
     let plan = run(&Case {
-        name: "json",
         snapshot: vec![acked("001")],
         desired: vec![with(desired("001"), |d| {
             d.roles.insert(Role::Manager);
@@ -563,69 +516,61 @@ fn plan_serialises_for_json_output() {
 
 /// Rows that could hide people: one without a readable number (it could be anyone), and one
 /// with the wrong number of cells (a stray quote may have merged other rows into it).
-#[test]
-fn a_record_that_could_hide_people_withholds_absence_archives_only() {
-    let suspects = [
-        (
-            "no employee number",
-            crate::sync::source::RecordError {
-                location: crate::sync::source::Location::Line { line: 3 },
-                employee_ref: None,
-                field: Some("employee_number".into()),
-                reason: "employee number is empty".into(),
-                structural: false,
-            },
-        ),
-        (
-            "wrong number of cells, number readable",
-            crate::sync::source::RecordError {
-                location: crate::sync::source::Location::Line { line: 4 },
-                employee_ref: Some("004".into()),
-                field: None,
-                reason: "wrong number of columns: expected 11, found 13".into(),
-                structural: true,
-            },
-        ),
-    ];
-    for (name, suspect) in suspects {
-        let snapshot: Snapshot = ["001", "002", "003"]
-            .into_iter()
-            .chain(suspect.employee_ref.as_deref())
-            .map(|id| (r(id), acked(id)))
-            .collect();
-        let mapped = Mapped {
-            people: BTreeMap::from([
-                (r("001"), desired("001")),
-                (
-                    r("003"),
-                    with(desired("003"), |d| d.end_date = Some(date("2026-11-01"))),
-                ),
-            ]),
-            held: suspect.employee_ref.iter().map(|h| r(h)).collect(),
-            rejected: vec![suspect],
-        };
-        let plan = plan_today(&snapshot, &mapped);
-        let archived: Vec<&str> = plan
-            .people
-            .iter()
-            .map(|p| p.employee_ref.as_str())
-            .collect();
-        assert_eq!(
-            archived,
-            vec!["003"],
-            "case {name}: the end-date leaver goes, the absent one is held"
-        );
-        let withheld = plan.withheld_archives.unwrap();
-        assert_eq!(withheld.would_archive, 1, "case {name}");
-        assert!(
-            withheld
-                .reason
-                .contains("no readable employee number or the wrong number of cells"),
-            "case {name}: {}",
-            withheld.reason
-        );
-        assert_eq!(plan.summary.archive, 1, "case {name}");
-    }
+#[rstest]
+#[case::no_employee_number(crate::sync::source::RecordError {
+    location: crate::sync::source::Location::Line { line: 3 },
+    employee_ref: None,
+    field: Some("employee_number".into()),
+    reason: "employee number is empty".into(),
+    structural: false,
+})]
+#[case::wrong_number_of_cells_number_readable(crate::sync::source::RecordError {
+    location: crate::sync::source::Location::Line { line: 4 },
+    employee_ref: Some("004".into()),
+    field: None,
+    reason: "wrong number of columns: expected 11, found 13".into(),
+    structural: true,
+})]
+fn a_record_that_could_hide_people_withholds_absence_archives_only(
+    #[case] suspect: crate::sync::source::RecordError,
+) {
+    let snapshot: Snapshot = ["001", "002", "003"]
+        .into_iter()
+        .chain(suspect.employee_ref.as_deref())
+        .map(|id| (r(id), acked(id)))
+        .collect();
+    let mapped = Mapped {
+        people: BTreeMap::from([
+            (r("001"), desired("001")),
+            (
+                r("003"),
+                with(desired("003"), |d| d.end_date = Some(date("2026-11-01"))),
+            ),
+        ]),
+        held: suspect.employee_ref.iter().map(|h| r(h)).collect(),
+        rejected: vec![suspect],
+    };
+    let plan = plan_today(&snapshot, &mapped);
+    let archived: Vec<&str> = plan
+        .people
+        .iter()
+        .map(|p| p.employee_ref.as_str())
+        .collect();
+    assert_eq!(
+        archived,
+        vec!["003"],
+        "the end-date leaver goes, the absent one is held"
+    );
+    let withheld = plan.withheld_archives.unwrap();
+    assert_eq!(withheld.would_archive, 1);
+    assert!(
+        withheld
+            .reason
+            .contains("no readable employee number or the wrong number of cells"),
+        "{}",
+        withheld.reason
+    );
+    assert_eq!(plan.summary.archive, 1);
 }
 
 /// Numbers written in a new format (`E 000043` for `000043`) with the same addresses: the same
