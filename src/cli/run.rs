@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use super::{Cli, Context, Exit};
 use crate::service::daemon::{self, Daemon};
-use crate::service::lease::Lease;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -48,13 +47,14 @@ pub async fn run(cli: &Cli, _args: &Args) -> Exit {
     };
     crate::metrics::describe_all(&context.metrics);
     let pool = engine.journal().pool().clone();
+    let lease = crate::service::launcher::run_lease(&engine);
     let daemon = Daemon {
         schedule,
         server,
         shutdown_grace: settings.shutdown_grace,
         pool: pool.clone(),
         launcher: Arc::new(engine),
-        lease: Lease::for_runs(pool, context.clock.clone()),
+        lease,
         clock: context.clock.clone(),
         metrics: context.metrics.clone(),
     };
