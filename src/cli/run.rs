@@ -46,13 +46,12 @@ pub async fn run(cli: &Cli, _args: &Args) -> Exit {
         Err(exit) => return exit,
     };
     crate::metrics::describe_all(&context.metrics);
-    let pool = engine.journal().pool().clone();
     let lease = crate::service::launcher::run_lease(&engine);
     let daemon = Daemon {
         schedule,
         server,
         shutdown_grace: settings.shutdown_grace,
-        pool: pool.clone(),
+        journal: engine.journal().clone(),
         launcher: Arc::new(engine),
         lease,
         clock: context.clock.clone(),

@@ -100,10 +100,10 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             done.updated,
             done.archived,
             done.unarchived,
-            report.ops_ok,
-            report.ops_failed,
-            report.ops_skipped,
-            report.rows_rejected
+            report.counts.ops_ok,
+            report.counts.ops_failed,
+            report.counts.ops_skipped,
+            report.counts.rows_rejected
         );
         for archive in &report.archives {
             outln!(

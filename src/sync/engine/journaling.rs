@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::domain::{OpKind, OpStatus, RunStatus};
 use crate::metrics::names;
-use crate::sync::journal::{OperationRecord, RunTotals};
+use crate::sync::journal::OperationRecord;
 use crate::sync::mapping::Mapped;
 use crate::sync::plan::Plan;
 
@@ -108,19 +108,18 @@ impl Engine {
         }
     }
 
-    pub(super) async fn finish(
-        &self,
-        mut report: RunReport,
-        mut totals: RunTotals,
-        started: Instant,
-    ) -> RunReport {
+    pub(super) async fn finish(&self, mut report: RunReport, started: Instant) -> RunReport {
         report.duration_ms = started.elapsed().as_millis() as u64;
-        if !report.errors.is_empty() {
-            totals.error_summary = Some(report.errors.join("\n"));
-        }
+        let error_summary = (!report.errors.is_empty()).then(|| report.errors.join("\n"));
         if let Err(error) = self
             .journal
-            .finish_run(&report.run_id, report.status, &totals)
+            .finish_run(
+                &report.run_id,
+                report.status,
+                &report.counts,
+                report.summary.as_ref(),
+                error_summary.as_deref(),
+            )
             .await
         {
             tracing::error!(%error, "cannot record the end of the run");
@@ -129,7 +128,7 @@ impl Engine {
             self.clock.now(),
             self.settings.journal.retention_days,
         );
-        match crate::sync::journal::retention::prune(self.journal.pool(), cutoff).await {
+        match self.journal.prune(cutoff).await {
             Ok(pruned) if pruned.runs > 0 => {
                 tracing::info!(
                     runs = pruned.runs,
@@ -170,10 +169,10 @@ impl Engine {
             updated = done.updated,
             archived = done.archived,
             unarchived = done.unarchived,
-            ops_ok = report.ops_ok,
-            ops_failed = report.ops_failed,
-            ops_skipped = report.ops_skipped,
-            rejected = report.rows_rejected,
+            ops_ok = report.counts.ops_ok,
+            ops_failed = report.counts.ops_failed,
+            ops_skipped = report.counts.ops_skipped,
+            rejected = report.counts.rows_rejected,
             "run finished"
         );
         report

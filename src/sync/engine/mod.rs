@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::pluvo::{PluvoClient, PluvoError, SendFence};
 use crate::settings::Settings;
 use crate::sync::apply::{Applier, ChoiceOptions};
-use crate::sync::journal::{Journal, RunTotals};
+use crate::sync::journal::Journal;
 use crate::sync::mapping::Mapped;
 use crate::sync::plan::Plan;
 use crate::sync::snapshot::{Snapshot, SnapshotError, Tenant};
@@ -235,7 +235,6 @@ impl Engine {
     ) -> RunReport {
         let started = Instant::now();
         let mut report = RunReport::failed(run_id.clone());
-        let mut totals = RunTotals::default();
         tracing::info!("run started");
 
         let prepared = match self.prepare(options).await {
@@ -243,20 +242,14 @@ impl Engine {
             Err(error) => {
                 tracing::error!(%error, "run failed before anything was sent");
                 report.errors.push(error.to_string());
-                return self.finish(report, totals, started).await;
+                return self.finish(report, started).await;
             }
         };
         // The first sync ties the database to its tenant (prepare already refused another one).
-        if let Err(error) = crate::sync::snapshot::bind_tenant(
-            self.journal.pool(),
-            &self.tenant(),
-            &crate::clock::timestamp(self.clock.now()),
-        )
-        .await
-        {
+        if let Err(error) = self.journal.bind_tenant(&self.tenant()).await {
             tracing::error!(%error, "run failed before anything was sent");
             report.errors.push(error.to_string());
-            return self.finish(report, totals, started).await;
+            return self.finish(report, started).await;
         }
         let Prepared {
             fingerprint,
@@ -269,14 +262,16 @@ impl Engine {
         if let Err(error) = self.journal.source_read(&run_id, &fingerprint).await {
             tracing::warn!(%error, "cannot record the source fingerprint");
         }
-        totals.rows_read = rows_read as u64;
-        totals.rows_rejected = mapped.rejected.len() as u64;
-        totals.ops_planned = plan.summary.operations as u64;
-        totals.plan_summary = serde_json::to_value(plan.summary).ok();
-        report.rows_rejected = mapped.rejected.len();
+        report.counts.rows_read = rows_read as u64;
+        report.counts.rows_rejected = mapped.rejected.len() as u64;
+        report.counts.ops_planned = plan.summary.operations as u64;
         report.summary = Some(plan.summary);
         report.withheld_archives = plan.withheld_archives.clone();
-        if let Err(error) = self.journal.planned(&run_id, &totals).await {
+        if let Err(error) = self
+            .journal
+            .planned(&run_id, &report.counts, report.summary.as_ref())
+            .await
+        {
             tracing::warn!(%error, "cannot record what the run planned");
         }
         report.archives = plan.archives();
@@ -333,29 +328,25 @@ impl Engine {
             choices: choices.as_ref(),
         };
         let outcome = applier.apply(&plan, &mut snapshot).await;
-        report.ops_ok = outcome.ok;
-        report.ops_failed = outcome.failed;
-        report.ops_skipped = outcome.skipped;
+        report.counts.ops_ok = outcome.ok;
+        report.counts.ops_failed = outcome.failed;
+        report.counts.ops_skipped = outcome.skipped;
         report.acknowledged = outcome.acknowledged;
         report.errors.extend(outcome.errors.iter().cloned());
-        totals.ops_ok = outcome.ok;
-        totals.ops_failed = outcome.failed;
-        totals.ops_skipped = outcome.skipped;
 
         if !outcome.aborted
-            && let Err(error) = crate::sync::snapshot::mark_seen(
-                self.journal.pool(),
-                &run_id,
-                mapped.people.keys().chain(&mapped.held),
-            )
-            .await
+            && let Err(error) = self
+                .journal
+                .mark_seen(&run_id, mapped.people.keys().chain(&mapped.held))
+                .await
         {
             tracing::warn!(%error, "cannot record who was in the source");
         }
 
         // Skipped operations (not sent because of the stop, or because the person's user call
         // failed) are left for the next run, as are those never reached.
-        let remaining = totals
+        let remaining = report
+            .counts
             .ops_planned
             .saturating_sub(outcome.ok + outcome.failed);
         report.status = run_status(&RunFacts {
@@ -379,7 +370,7 @@ impl Engine {
                 format!("{why}; {remaining} operation(s) remained for the next run"),
             );
         }
-        self.finish(report, totals, started).await
+        self.finish(report, started).await
     }
 
     /// Pluvo's choice options, read once per run when the plan sets a custom field; without

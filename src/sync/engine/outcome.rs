@@ -5,6 +5,7 @@
 
 use crate::domain::RunStatus;
 use crate::sync::apply::Acknowledged;
+use crate::sync::journal::RunCounts;
 use crate::sync::plan::{NamedArchive, PlanSummary, WithheldArchives};
 use crate::sync::source::RecordError;
 
@@ -61,10 +62,9 @@ pub struct RunReport {
     pub run_id: String,
     pub status: RunStatus,
     pub summary: Option<PlanSummary>,
-    pub rows_rejected: usize,
-    pub ops_ok: u64,
-    pub ops_failed: u64,
-    pub ops_skipped: u64,
+    /// What was read, planned and done: the numbers the journal's row of this run holds too.
+    #[serde(flatten)]
+    pub counts: RunCounts,
     /// What Pluvo acknowledged: what a summary may say was created, updated, archived. (The
     /// plan's `summary` says what was intended.)
     pub acknowledged: Acknowledged,
@@ -95,10 +95,7 @@ impl RunReport {
             run_id,
             status: RunStatus::Failed,
             summary: None,
-            rows_rejected: 0,
-            ops_ok: 0,
-            ops_failed: 0,
-            ops_skipped: 0,
+            counts: RunCounts::default(),
             acknowledged: Acknowledged::default(),
             withheld_archives: None,
             archives: Vec::new(),
