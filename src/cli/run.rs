@@ -15,23 +15,14 @@ pub async fn run(cli: &Cli, _args: &Args) -> Exit {
         Err(exit) => return exit,
     };
     let settings = &context.settings;
-    // Everything the service needs is checked before anything starts, so a bad cron, zone,
-    // token or port stops the container at once with exit 2 instead of failing at 02:00.
-    let Some(schedule) = &settings.schedule else {
+    // The schedule and listener were resolved with the rest of the configuration; what is left
+    // is what only `run` requires, checked before anything starts, so a missing schedule or
+    // token stops the container at once with exit 2 instead of failing at 02:00.
+    let Some(schedule) = settings.schedule.clone() else {
         errln!("error: schedule.cron: `pluvo-sync run` needs a [schedule] with a cron expression");
         return Exit::Usage;
     };
-    let schedule = match schedule.resolve(context.clock.now()) {
-        Ok(schedule) => schedule,
-        Err(error) => {
-            errln!(
-                "error: {}",
-                settings.environment.annotate(&error.to_string())
-            );
-            return Exit::Usage;
-        }
-    };
-    let server = match settings.server.resolve() {
+    let server = match settings.server.for_run() {
         Ok(server) => server,
         Err(error) => {
             errln!(

@@ -133,6 +133,38 @@ impl ServerSettings {
     }
 }
 
+/// The `[server]` settings as resolved when the configuration is loaded, so every command
+/// reports a bad address or token file with the rest of the configuration's problems.
+#[derive(Debug, Clone)]
+pub enum Listener {
+    /// `server.enabled = false`.
+    Disabled,
+    Enabled(ServerConfig),
+    /// Enabled, but no trigger token is set. Only `pluvo-sync run` serves the listener, so only
+    /// it refuses this ([`Listener::for_run`]); `sync`, `plan` and `check` need no token.
+    WithoutToken,
+}
+
+impl Listener {
+    pub fn from_settings(settings: &ServerSettings) -> Result<Self, ServerSettingsError> {
+        match settings.resolve() {
+            Ok(Some(config)) => Ok(Self::Enabled(config)),
+            Ok(None) => Ok(Self::Disabled),
+            Err(ServerSettingsError::MissingToken) => Ok(Self::WithoutToken),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// What `pluvo-sync run` serves: `None` when disabled; a missing token refused.
+    pub fn for_run(&self) -> Result<Option<ServerConfig>, ServerSettingsError> {
+        match self {
+            Self::Disabled => Ok(None),
+            Self::Enabled(config) => Ok(Some(config.clone())),
+            Self::WithoutToken => Err(ServerSettingsError::MissingToken),
+        }
+    }
+}
+
 /// Parses `server.listen`; exposed so `pluvo-sync healthcheck` can read the same key.
 pub fn parse_listen(listen: &str) -> Result<SocketAddr, ServerSettingsError> {
     listen
