@@ -137,11 +137,14 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// The log filter when none is configured, and the one logging falls back to.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Auto,
-            level: "info".to_owned(),
+            level: DEFAULT_LOG_LEVEL.to_owned(),
         }
     }
 }
@@ -403,6 +406,13 @@ impl RawSettings {
         let server = Listener::from_settings(&self.server)
             .map_err(|error| problems.push(error.to_string()))
             .ok();
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(format!(
+                "log.level: '{}' is not a log filter ({error}); write e.g. info, or \
+                 info,pluvo_sync::pluvo=debug",
+                self.log.level
+            ));
+        }
         let retention_days = self.journal.retention_days;
         if retention_days < MIN_DAYS_WITHOUT_CONFIRMATION {
             // Every run is older than 0 days: the journal would be emptied after every run.
@@ -698,9 +708,28 @@ time_zone = "Mars/Olympus"
             );
         }
         let settings = with_retention(MIN_DAYS_WITHOUT_CONFIRMATION).unwrap();
+        assert_eq!(settings.log.level, DEFAULT_LOG_LEVEL);
         assert_eq!(
             settings.journal.retention_days,
             MIN_DAYS_WITHOUT_CONFIRMATION
+        );
+    }
+
+    #[test]
+    fn a_log_level_that_is_no_filter_is_reported_at_load() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/try-it.toml");
+        let env = HashMap::from([(
+            "PLUVO_SYNC__LOG__LEVEL".to_owned(),
+            "pluvo_sync=loud".to_owned(),
+        )]);
+        let error = load(Some(&file), Some(env))
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("log.level: 'pluvo_sync=loud' is not a log filter"),
+            "{error}"
         );
     }
 
