@@ -684,18 +684,19 @@ time_zone = "Mars/Olympus"
         assert!(!error.contains("environment"), "{error}");
     }
 
+    /// config/try-it.toml with one environment variable set, resolved.
+    fn try_it_with(variable: &str, value: &str) -> Result<Settings, SettingsError> {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/try-it.toml");
+        let env = HashMap::from([(variable.to_owned(), value.to_owned())]);
+        load(Some(&file), Some(env))?.resolve()
+    }
+
     /// `retention_days = 0` made every run "older than 0 days", so the journal was emptied
     /// after every run: the audit trail kept nothing.
     #[test]
     fn a_retention_below_the_prune_minimum_is_refused_naming_the_key() {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/try-it.toml");
-        let with_retention = |days: u32| {
-            let env = HashMap::from([(
-                "PLUVO_SYNC__JOURNAL__RETENTION_DAYS".to_owned(),
-                days.to_string(),
-            )]);
-            load(Some(&file), Some(env)).unwrap().resolve()
-        };
+        let with_retention =
+            |days: u32| try_it_with("PLUVO_SYNC__JOURNAL__RETENTION_DAYS", &days.to_string());
         for days in [0, MIN_DAYS_WITHOUT_CONFIRMATION - 1] {
             let error = with_retention(days).unwrap_err().to_string();
             assert!(
@@ -717,14 +718,7 @@ time_zone = "Mars/Olympus"
 
     #[test]
     fn a_log_level_that_is_no_filter_is_reported_at_load() {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/try-it.toml");
-        let env = HashMap::from([(
-            "PLUVO_SYNC__LOG__LEVEL".to_owned(),
-            "pluvo_sync=loud".to_owned(),
-        )]);
-        let error = load(Some(&file), Some(env))
-            .unwrap()
-            .resolve()
+        let error = try_it_with("PLUVO_SYNC__LOG__LEVEL", "pluvo_sync=loud")
             .unwrap_err()
             .to_string();
         assert!(
