@@ -400,7 +400,7 @@ impl LeaseGuard {
 }
 
 /// The engine's view of the lease: its fence before every request, its loss as a stop.
-impl crate::sync::engine::RunGuard for LeaseGuard {
+impl crate::sync::guard::RunGuard for LeaseGuard {
     fn send_fence(&self) -> crate::pluvo::SendFence {
         let fence = self.fence();
         Arc::new(move || fence.holds())

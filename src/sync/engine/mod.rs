@@ -3,11 +3,10 @@
 //! `pluvo-sync sync`, the scheduler and the HTTP trigger all call the same
 //! [`Engine`]; nothing else runs the pipeline.
 
-mod guard;
 mod journaling;
 mod outcome;
 
-pub use guard::RunGuard;
+pub use crate::sync::guard::RunGuard;
 use outcome::report_rejected;
 pub use outcome::{REJECTED_SHOWN, RunFacts, RunReport, run_status};
 

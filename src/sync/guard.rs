@@ -2,7 +2,9 @@
 //!
 //! The service grants runs through its run lease (one run at a time, across processes); the
 //! engine must not know leases exist, since the pipeline runs before the service in the order of
-//! imports. So the engine asks this trait, and `service::lease::LeaseGuard` answers it.
+//! imports. So the engine asks this trait, and `service::lease::LeaseGuard` answers it. It lives
+//! beside the stages rather than inside `engine`, so the lease can implement it without
+//! importing the engine (and, through it, the settings that import the service).
 
 use tokio_util::sync::CancellationToken;
 
