@@ -4,10 +4,12 @@
 //! - [`domain`]: the words everything else speaks (refs, e-mails, roles, categories, run and
 //!   operation states). It imports nothing of the crate.
 //! - [`sync`]: the pipeline of one run, stage by stage: `source` → `mapping` → `snapshot` →
-//!   `plan` → `apply` → `journal`, driven by `engine`.
+//!   `plan` → `apply` → `journal` (the one store of the journal's tables and the snapshot's
+//!   writes), driven by `engine`, which runs under a `RunGuard` the service provides.
 //! - [`pluvo`]: the typed GraphQL client (auth, pacing, batching, errors) that `apply` sends
 //!   through.
-//! - [`service`]: `pluvo-sync run`: schedule, scheduler, lease, admin server, retention, daemon.
+//! - [`service`]: `pluvo-sync run`: schedule, scheduler, launcher (take the lease, begin, run,
+//!   release: used by `sync` too), lease, admin server, daemon.
 //! - [`cli`]: one file per subcommand.
 //! - Plumbing beside them: `settings` (config resolved once), `db` (SQLite and migrations),
 //!   `clock` (the one place that reads the wall clock), `http`, `metrics`, `telemetry`.

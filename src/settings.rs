@@ -12,12 +12,15 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::pluvo::{PluvoSettings, ResolvedPluvo};
-use crate::service::schedule::ScheduleSettings;
-use crate::service::server::ServerSettings;
+use crate::service::daemon::DEFAULT_SHUTDOWN_GRACE;
+use crate::service::schedule::{Schedule, ScheduleSettings};
+use crate::service::server::{Listener, ServerSettings};
+use crate::sync::journal::retention::{DEFAULT_RETENTION_DAYS, MIN_DAYS_WITHOUT_CONFIRMATION};
 use crate::sync::mapping::{MappingRules, MappingSettings};
 use crate::sync::plan::{ArchiveGuard, Leavers, Policy};
 use crate::sync::source::Source;
@@ -61,7 +64,7 @@ pub struct ServiceSettings {
 impl Default for ServiceSettings {
     fn default() -> Self {
         Self {
-            shutdown_grace_secs: 10,
+            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE.as_secs(),
         }
     }
 }
@@ -103,14 +106,15 @@ impl Default for SyncSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JournalSettings {
-    /// Runs and their operations older than this are pruned after each run.
+    /// Runs and their operations older than this are pruned after each run; at least
+    /// [`MIN_DAYS_WITHOUT_CONFIRMATION`].
     pub retention_days: u32,
 }
 
 impl Default for JournalSettings {
     fn default() -> Self {
         Self {
-            retention_days: 400,
+            retention_days: DEFAULT_RETENTION_DAYS,
         }
     }
 }
@@ -133,11 +137,14 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// The log filter when none is configured, and the one logging falls back to.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Auto,
-            level: "info".to_owned(),
+            level: DEFAULT_LOG_LEVEL.to_owned(),
         }
     }
 }
@@ -284,13 +291,13 @@ pub struct Settings {
     pub policy: Policy,
     pub journal: JournalSettings,
     pub log: LogSettings,
-    /// Resolved by `pluvo-sync run` only, against the clock at start-up.
-    pub schedule: Option<ScheduleSettings>,
-    /// Resolved by `pluvo-sync run` only: `sync` needs no trigger token.
-    pub server: ServerSettings,
+    /// The `[schedule]`, if any; only `pluvo-sync run` needs one.
+    pub schedule: Option<Schedule>,
+    /// The admin listener of `pluvo-sync run`.
+    pub server: Listener,
     pub shutdown_grace: std::time::Duration,
-    /// Which keys the environment set, for problems found after resolving (`run`'s schedule and
-    /// listener).
+    /// Which keys the environment set, for problems `run` finds in what it needs (no schedule,
+    /// no trigger token).
     pub environment: EnvironmentKeys,
 }
 
@@ -329,8 +336,15 @@ pub fn parse_time_zone(key: &str, name: &str) -> Result<Tz, String> {
 }
 
 impl RawSettings {
-    /// Resolves everything, collecting every problem before giving up.
+    /// [`RawSettings::resolve_at`] the wall clock's now.
     pub fn resolve(self) -> Result<Settings, SettingsError> {
+        use crate::clock::Clock;
+        self.resolve_at(crate::clock::SystemClock.now())
+    }
+
+    /// Resolves everything, collecting every problem before giving up; `now` is when the
+    /// schedule must still fire after.
+    pub fn resolve_at(self, now: DateTime<Utc>) -> Result<Settings, SettingsError> {
         let mut problems = Vec::new();
 
         let mapping = MappingRules::from_settings(&self.mapping)
@@ -383,8 +397,37 @@ impl RawSettings {
             ));
         }
 
-        match (source, mapping, pluvo, time_zone) {
-            (Some(source), Some(mapping), Some(pluvo), Some(time_zone)) if problems.is_empty() => {
+        let schedule = self.schedule.as_ref().and_then(|schedule| {
+            schedule
+                .resolve(now)
+                .map_err(|error| problems.push(error.to_string()))
+                .ok()
+        });
+        let server = Listener::from_settings(&self.server)
+            .map_err(|error| problems.push(error.to_string()))
+            .ok();
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(format!(
+                "log.level: '{}' is not a log filter ({error}); write e.g. info, or \
+                 info,pluvo_sync::pluvo=debug",
+                self.log.level
+            ));
+        }
+        let retention_days = self.journal.retention_days;
+        if retention_days < MIN_DAYS_WITHOUT_CONFIRMATION {
+            // Every run is older than 0 days: the journal would be emptied after every run.
+            problems.push(format!(
+                "journal.retention_days: {retention_days} would delete every run older than \
+                 {retention_days} day(s) after each run, erasing the audit trail; set at least \
+                 {MIN_DAYS_WITHOUT_CONFIRMATION} (or leave it out for {DEFAULT_RETENTION_DAYS}), \
+                 and prune more by hand with `pluvo-sync journal prune --older-than-days N --yes`"
+            ));
+        }
+
+        match (source, mapping, pluvo, time_zone, server) {
+            (Some(source), Some(mapping), Some(pluvo), Some(time_zone), Some(server))
+                if problems.is_empty() =>
+            {
                 Ok(Settings {
                     source,
                     mapping,
@@ -400,8 +443,8 @@ impl RawSettings {
                     },
                     journal: self.journal,
                     log: self.log,
-                    schedule: self.schedule,
-                    server: self.server,
+                    schedule,
+                    server,
                     shutdown_grace: std::time::Duration::from_secs(
                         self.service.shutdown_grace_secs,
                     ),
@@ -451,16 +494,18 @@ mod tests {
             "{env:?}"
         );
         let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/compose.toml"));
-        let settings = load(Some(file), Some(env)).unwrap().resolve().unwrap();
-        assert_eq!(settings.server.listen, "0.0.0.0:8080");
+        let now = "2026-11-23T00:00:00Z".parse().unwrap();
+        let settings = load(Some(file), Some(env))
+            .unwrap()
+            .resolve_at(now)
+            .unwrap();
         let server = settings
             .server
-            .resolve()
+            .for_run()
             .unwrap()
             .expect("the listener is enabled");
         assert_eq!(server.listen.to_string(), "0.0.0.0:8080");
-        let now = "2026-11-23T00:00:00Z".parse().unwrap();
-        assert!(settings.schedule.unwrap().resolve(now).is_ok());
+        assert!(settings.schedule.is_some());
         assert_eq!(settings.database, Path::new("/data/pluvo-sync.db"));
     }
 
@@ -637,6 +682,49 @@ time_zone = "Mars/Olympus"
             .to_string();
         assert!(error.contains("sync.time_zone"), "{error}");
         assert!(!error.contains("environment"), "{error}");
+    }
+
+    /// config/try-it.toml with one environment variable set, resolved.
+    fn try_it_with(variable: &str, value: &str) -> Result<Settings, SettingsError> {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/try-it.toml");
+        let env = HashMap::from([(variable.to_owned(), value.to_owned())]);
+        load(Some(&file), Some(env))?.resolve()
+    }
+
+    /// `retention_days = 0` made every run "older than 0 days", so the journal was emptied
+    /// after every run: the audit trail kept nothing.
+    #[test]
+    fn a_retention_below_the_prune_minimum_is_refused_naming_the_key() {
+        let with_retention =
+            |days: u32| try_it_with("PLUVO_SYNC__JOURNAL__RETENTION_DAYS", &days.to_string());
+        for days in [0, MIN_DAYS_WITHOUT_CONFIRMATION - 1] {
+            let error = with_retention(days).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("journal.retention_days: {days} would delete")),
+                "{error}"
+            );
+            assert!(
+                error.contains(&format!("set at least {MIN_DAYS_WITHOUT_CONFIRMATION}")),
+                "{error}"
+            );
+        }
+        let settings = with_retention(MIN_DAYS_WITHOUT_CONFIRMATION).unwrap();
+        assert_eq!(settings.log.level, DEFAULT_LOG_LEVEL);
+        assert_eq!(
+            settings.journal.retention_days,
+            MIN_DAYS_WITHOUT_CONFIRMATION
+        );
+    }
+
+    #[test]
+    fn a_log_level_that_is_no_filter_is_reported_at_load() {
+        let error = try_it_with("PLUVO_SYNC__LOG__LEVEL", "pluvo_sync=loud")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("log.level: 'pluvo_sync=loud' is not a log filter"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::settings::LogFormat;
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .unwrap_or_else(|_| EnvFilter::new(crate::settings::DEFAULT_LOG_LEVEL))
         // The cron library narrates its internals at info.
         .add_directive(
             "tokio_cron_scheduler=warn"

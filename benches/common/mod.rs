@@ -151,7 +151,11 @@ pub async fn print_run(engine: &Engine, run_id: &str, report: &RunReport) -> any
     match engine.journal().run(run_id).await? {
         Some(run) => println!(
             "  journal              status {}, ops planned {}, ok {}, failed {}, skipped {}",
-            run.status, run.ops_planned, run.ops_ok, run.ops_failed, run.ops_skipped
+            run.status,
+            run.counts.ops_planned,
+            run.counts.ops_ok,
+            run.counts.ops_failed,
+            run.counts.ops_skipped
         ),
         None => println!("  journal              no run row for {run_id}"),
     }

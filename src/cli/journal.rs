@@ -5,7 +5,7 @@
 use super::{Cli, Context, Exit};
 use crate::db::Access;
 use crate::sync::journal::retention::MIN_DAYS_WITHOUT_CONFIRMATION;
-use crate::sync::journal::{Journal, OperationRow, RunRow};
+use crate::sync::journal::{Journal, OperationRow, Run};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -126,7 +126,7 @@ pub async fn run(cli: &Cli, command: &Command) -> Exit {
 async fn prune(journal: &Journal, days: u32, yes: bool) -> Result<Exit, sqlx::Error> {
     let cutoff = crate::sync::journal::retention::cutoff(journal.now(), days);
     if days < MIN_DAYS_WITHOUT_CONFIRMATION && !yes {
-        let would = crate::sync::journal::retention::count(journal.pool(), cutoff).await?;
+        let would = journal.count_prunable(cutoff).await?;
         errln!(
             "error: pruning runs older than {days} day(s) would delete {} run(s) and {} \
              operation(s) of the audit trail, including the last {MIN_DAYS_WITHOUT_CONFIRMATION} \
@@ -136,7 +136,7 @@ async fn prune(journal: &Journal, days: u32, yes: bool) -> Result<Exit, sqlx::Er
         );
         return Ok(Exit::Usage);
     }
-    let pruned = crate::sync::journal::retention::prune(journal.pool(), cutoff).await?;
+    let pruned = journal.prune(cutoff).await?;
     outln!(
         "pruned {} run(s) and {} operation(s) older than {days} days",
         pruned.runs,
@@ -145,7 +145,7 @@ async fn prune(journal: &Journal, days: u32, yes: bool) -> Result<Exit, sqlx::Er
     Ok(Exit::Ok)
 }
 
-fn print_runs(runs: &[RunRow]) {
+fn print_runs(runs: &[Run]) {
     outln!(
         "{:<36}  {:<8}  {:<20}  {:<8}  {:>6}  {:>6}  {:>6}  {:>8}",
         "run",
@@ -161,13 +161,13 @@ fn print_runs(runs: &[RunRow]) {
         outln!(
             "{:<36}  {:<8}  {:<20}  {:<8}  {:>6}  {:>6}  {:>6}  {:>8}",
             run.id,
-            run.trigger,
+            run.trigger.as_str(),
             run.started_at,
-            run.status,
-            run.ops_ok,
-            run.ops_failed,
-            run.ops_skipped,
-            run.rows_rejected
+            run.status.as_str(),
+            run.counts.ops_ok,
+            run.counts.ops_failed,
+            run.counts.ops_skipped,
+            run.counts.rows_rejected
         );
     }
 }
@@ -184,7 +184,7 @@ fn print_operations(ops: &[OperationRow], by_run: bool) {
             .as_deref()
             .map(|t| format!(" {t}"))
             .unwrap_or_default();
-        let changes = match &op.changes {
+        let changes = match &*op.changes {
             serde_json::Value::Array(items) if !items.is_empty() => items
                 .iter()
                 .map(|c| {

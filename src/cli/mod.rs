@@ -97,14 +97,15 @@ pub struct Context {
 impl Context {
     /// Loads and resolves the configuration; on failure prints every problem and gives exit 2.
     pub fn load(cli: &Cli) -> Result<Self, Exit> {
+        let clock: SharedClock = crate::clock::from_environment().map_err(|error| {
+            errln!("error: {error}");
+            Exit::Usage
+        })?;
         let raw = settings::load(Some(&cli.config), None).map_err(report_config_error)?;
-        let settings = raw.resolve().map_err(report_config_error)?;
+        let settings = raw.resolve_at(clock.now()).map_err(report_config_error)?;
         Ok(Self {
             settings: Arc::new(settings),
-            clock: crate::clock::from_environment().map_err(|error| {
-                errln!("error: {error}");
-                Exit::Usage
-            })?,
+            clock,
             metrics: Arc::new(Metrics::new()),
         })
     }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use super::{Cli, Context, Exit};
 use crate::service::daemon::{self, Daemon};
-use crate::service::lease::Lease;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -16,23 +15,14 @@ pub async fn run(cli: &Cli, _args: &Args) -> Exit {
         Err(exit) => return exit,
     };
     let settings = &context.settings;
-    // Everything the service needs is checked before anything starts, so a bad cron, zone,
-    // token or port stops the container at once with exit 2 instead of failing at 02:00.
-    let Some(schedule) = &settings.schedule else {
+    // The schedule and listener were resolved with the rest of the configuration; what is left
+    // is what only `run` requires, checked before anything starts, so a missing schedule or
+    // token stops the container at once with exit 2 instead of failing at 02:00.
+    let Some(schedule) = settings.schedule.clone() else {
         errln!("error: schedule.cron: `pluvo-sync run` needs a [schedule] with a cron expression");
         return Exit::Usage;
     };
-    let schedule = match schedule.resolve(context.clock.now()) {
-        Ok(schedule) => schedule,
-        Err(error) => {
-            errln!(
-                "error: {}",
-                settings.environment.annotate(&error.to_string())
-            );
-            return Exit::Usage;
-        }
-    };
-    let server = match settings.server.resolve() {
+    let server = match settings.server.for_run() {
         Ok(server) => server,
         Err(error) => {
             errln!(
@@ -47,14 +37,14 @@ pub async fn run(cli: &Cli, _args: &Args) -> Exit {
         Err(exit) => return exit,
     };
     crate::metrics::describe_all(&context.metrics);
-    let pool = engine.journal().pool().clone();
+    let lease = crate::service::launcher::run_lease(&engine);
     let daemon = Daemon {
         schedule,
         server,
         shutdown_grace: settings.shutdown_grace,
-        pool: pool.clone(),
+        journal: engine.journal().clone(),
         launcher: Arc::new(engine),
-        lease: Lease::for_runs(pool, context.clock.clone()),
+        lease,
         clock: context.clock.clone(),
         metrics: context.metrics.clone(),
     };

@@ -7,8 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Cli, Exit};
 use crate::domain::{RunStatus, Trigger};
-use crate::service::lease::Lease;
-use crate::sync::engine::RunOptions;
+use crate::service::launcher::{LeasedError, Waiting, begin_leased};
+use crate::service::lease::LeaseHolder;
+use crate::sync::engine::{RunOptions, RunReport};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -50,50 +51,41 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         on_signal.cancel();
     });
 
-    let run_id = uuid::Uuid::new_v4().to_string();
-    let lease = Lease::for_runs(engine.journal().pool().clone(), engine.clock().clone());
-    let guard = match lease.try_acquire(&run_id).await {
-        Ok(Some(guard)) => guard,
-        Ok(None) => {
-            let holder = lease.holder().await.ok().flatten();
-            let holder = holder.map(|h| format!(" ({h})")).unwrap_or_default();
-            if !args.wait {
-                errln!(
-                    "another run is in progress{holder}; try again later, or pass --wait to wait for it"
-                );
-                return Exit::Busy;
-            }
-            errln!(
-                "another run is in progress{holder}; waiting for it to finish (Ctrl-C to give up)"
-            );
-            match lease
-                .acquire_waiting(&run_id, Duration::from_secs(2), &cancel)
-                .await
-            {
-                Ok(Some(guard)) => guard,
-                Ok(None) => return Exit::Busy,
-                Err(error) => {
-                    errln!("error: cannot take the run lease: {error}");
-                    return Exit::Failed;
-                }
-            }
+    let on_busy = |holder: Option<&LeaseHolder>| {
+        errln!(
+            "another run is in progress{}; waiting for it to finish (Ctrl-C to give up)",
+            describe(holder)
+        );
+    };
+    let waiting = if args.wait {
+        Waiting::Until {
+            every: Duration::from_secs(2),
+            cancel: &cancel,
+            on_busy: &on_busy,
         }
-        Err(error) => {
-            errln!("error: cannot take the run lease: {error}");
-            return Exit::Failed;
-        }
+    } else {
+        Waiting::No
     };
     let options = RunOptions {
         allow_mass_archive: args.allow_mass_archive,
         progress: !args.json && std::io::stderr().is_terminal(),
     };
-    // Losing the lease mid-run stops it like a signal does (see `Engine::run_begun`).
-    let report = engine
-        .run_once(run_id, Trigger::Cli, options, cancel, &guard)
-        .await;
-    if let Err(error) = guard.release().await {
-        tracing::warn!(%error, "cannot release the run lease; it expires by itself");
-    }
+    let report = match begin_leased(&engine, Trigger::Cli, waiting).await {
+        Ok(run) => run.run(options, cancel).await,
+        Err(LeasedError::Busy { holder }) => {
+            errln!(
+                "another run is in progress{}; try again later, or pass --wait to wait for it",
+                describe(holder.as_ref())
+            );
+            return Exit::Busy;
+        }
+        Err(LeasedError::GaveUp) => return Exit::Busy,
+        Err(error @ LeasedError::Lease(_)) => {
+            errln!("error: {error}");
+            return Exit::Failed;
+        }
+        Err(LeasedError::Begin { run_id, error }) => RunReport::not_started(run_id, &error),
+    };
 
     if args.json {
         super::print_json(&report);
@@ -108,10 +100,10 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             done.updated,
             done.archived,
             done.unarchived,
-            report.ops_ok,
-            report.ops_failed,
-            report.ops_skipped,
-            report.rows_rejected
+            report.counts.ops_ok,
+            report.counts.ops_failed,
+            report.counts.ops_skipped,
+            report.counts.rows_rejected
         );
         for archive in &report.archives {
             outln!(
@@ -144,4 +136,9 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         RunStatus::Partial => Exit::Partial,
         RunStatus::Failed | RunStatus::Aborted | RunStatus::Running => Exit::Failed,
     }
+}
+
+/// " (holder)" for the messages about a run in progress, or nothing when it is unknown.
+fn describe(holder: Option<&LeaseHolder>) -> String {
+    holder.map(|h| format!(" ({h})")).unwrap_or_default()
 }

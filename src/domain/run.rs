@@ -28,6 +28,15 @@ macro_rules! run_word {
                 raw.parse().ok()
             }
         }
+
+        /// How the journal's rows decode the word (`#[sqlx(try_from = "String")]`).
+        impl TryFrom<String> for $name {
+            type Error = strum::ParseError;
+
+            fn try_from(raw: String) -> Result<Self, Self::Error> {
+                raw.parse()
+            }
+        }
     };
 }
 

@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +28,7 @@ use crate::service::lease::Lease;
 use crate::service::schedule::Schedule;
 use crate::service::scheduler::{Launcher, Runs, StopReport, run_scheduler};
 use crate::service::server::{self, AppState, BindError, ServerConfig};
+use crate::sync::journal::Journal;
 
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -41,7 +41,9 @@ pub struct Daemon {
     /// `None` when `server.enabled` is false.
     pub server: Option<ServerConfig>,
     pub shutdown_grace: Duration,
-    pub pool: SqlitePool,
+    /// The journal the admin listener reads, and where a run outliving the grace period is
+    /// closed.
+    pub journal: Journal,
     pub launcher: Arc<dyn Launcher>,
     /// The run lease, read by `/metrics`; runs take it through the launcher.
     pub lease: Lease,
@@ -149,7 +151,7 @@ impl Started {
             .map(|(listener, config)| {
                 let state = AppState::new(
                     config,
-                    daemon.pool.clone(),
+                    daemon.journal.clone(),
                     runs.clone(),
                     daemon.lease.clone(),
                     daemon.metrics.clone(),
@@ -200,10 +202,8 @@ impl Started {
             );
             // The process exits with the run unfinished: close it in the journal now, or it
             // would read `running` until the next run.
-            let journal =
-                crate::sync::journal::Journal::new(daemon.pool.clone(), daemon.clock.clone());
             for run_id in &report.unfinished {
-                if let Err(error) = journal.close_abandoned_run(run_id).await {
+                if let Err(error) = daemon.journal.close_abandoned_run(run_id).await {
                     tracing::error!(%run_id, %error, "cannot record the run as aborted");
                 }
             }
@@ -233,6 +233,7 @@ impl Started {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::SqlitePool;
     use std::sync::atomic::Ordering;
 
     use secrecy::SecretString;
@@ -265,7 +266,7 @@ mod tests {
             .unwrap(),
             shutdown_grace: Duration::from_secs(5),
             lease: Lease::for_runs(pool.clone(), clock.clone()),
-            pool,
+            journal: Journal::new(pool, clock.clone()),
             launcher,
             clock,
             metrics: Arc::new(Metrics::new()),

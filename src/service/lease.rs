@@ -399,6 +399,18 @@ impl LeaseGuard {
     }
 }
 
+/// The engine's view of the lease: its fence before every request, its loss as a stop.
+impl crate::sync::guard::RunGuard for LeaseGuard {
+    fn send_fence(&self) -> crate::pluvo::SendFence {
+        let fence = self.fence();
+        Arc::new(move || fence.holds())
+    }
+
+    fn lost(&self) -> CancellationToken {
+        LeaseGuard::lost(self)
+    }
+}
+
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
         self.stop.cancel();

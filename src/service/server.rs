@@ -34,15 +34,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Column, Row, SqlitePool};
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::Trigger;
+use crate::domain::{RunStatus, Trigger};
 use crate::metrics::{Metrics, names};
 use crate::service::lease::Lease;
 use crate::service::scheduler::{LaunchError, Runs};
+use crate::sync::journal::Journal;
 
 /// The `[server]` settings as written in the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +133,38 @@ impl ServerSettings {
     }
 }
 
+/// The `[server]` settings as resolved when the configuration is loaded, so every command
+/// reports a bad address or token file with the rest of the configuration's problems.
+#[derive(Debug, Clone)]
+pub enum Listener {
+    /// `server.enabled = false`.
+    Disabled,
+    Enabled(ServerConfig),
+    /// Enabled, but no trigger token is set. Only `pluvo-sync run` serves the listener, so only
+    /// it refuses this ([`Listener::for_run`]); `sync`, `plan` and `check` need no token.
+    WithoutToken,
+}
+
+impl Listener {
+    pub fn from_settings(settings: &ServerSettings) -> Result<Self, ServerSettingsError> {
+        match settings.resolve() {
+            Ok(Some(config)) => Ok(Self::Enabled(config)),
+            Ok(None) => Ok(Self::Disabled),
+            Err(ServerSettingsError::MissingToken) => Ok(Self::WithoutToken),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// What `pluvo-sync run` serves: `None` when disabled; a missing token refused.
+    pub fn for_run(&self) -> Result<Option<ServerConfig>, ServerSettingsError> {
+        match self {
+            Self::Disabled => Ok(None),
+            Self::Enabled(config) => Ok(Some(config.clone())),
+            Self::WithoutToken => Err(ServerSettingsError::MissingToken),
+        }
+    }
+}
+
 /// Parses `server.listen`; exposed so `pluvo-sync healthcheck` can read the same key.
 pub fn parse_listen(listen: &str) -> Result<SocketAddr, ServerSettingsError> {
     listen
@@ -169,7 +201,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    pool: SqlitePool,
+    journal: Journal,
     runs: Runs,
     lease: Lease,
     metrics: Arc<Metrics>,
@@ -181,13 +213,13 @@ impl AppState {
     /// `lease` is only read, for the in-progress gauge; runs take it through `runs`.
     pub fn new(
         config: &ServerConfig,
-        pool: SqlitePool,
+        journal: Journal,
         runs: Runs,
         lease: Lease,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            pool,
+            journal,
             runs,
             lease,
             metrics,
@@ -334,7 +366,8 @@ fn error_body(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Compares the presented bearer token with the configured one in time independent of where they
-/// differ: both are hashed first, so neither their contents nor their lengths leak.
+/// differ: both are hashed first, so neither their contents nor their lengths leak, and the
+/// digests are compared with `subtle`, whose comparison the optimiser cannot short-circuit.
 fn authorized(headers: &HeaderMap, expected_digest: &[u8; 32]) -> bool {
     let Some(presented) = headers
         .get(header::AUTHORIZATION)
@@ -347,11 +380,7 @@ fn authorized(headers: &HeaderMap, expected_digest: &[u8; 32]) -> bool {
         return false;
     };
     let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    let difference = presented
-        .iter()
-        .zip(expected_digest)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    std::hint::black_box(difference) == 0
+    presented.ct_eq(expected_digest).into()
 }
 
 async fn trigger(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -403,12 +432,9 @@ const PUBLIC_RUN_COLUMNS: &[&str] = &[
 ];
 
 async fn latest_run(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match sqlx::query("SELECT * FROM last_run")
-        .fetch_optional(&state.pool)
-        .await
-    {
-        Ok(Some(row)) => {
-            let mut run = row_to_json(&row);
+    match state.journal.latest_run().await {
+        Ok(Some(run)) => {
+            let mut run = serde_json::to_value(run).unwrap_or(Value::Null);
             if !authorized(&headers, &state.token_digest)
                 && let Value::Object(columns) = &mut run
             {
@@ -433,31 +459,8 @@ async fn latest_run(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
-/// A `runs` row as JSON, column by column, so a column the engine adds later shows up without a
-/// change here. Text holding JSON (the plan summary) is embedded as JSON.
-fn row_to_json(row: &SqliteRow) -> Value {
-    let mut object = serde_json::Map::new();
-    for column in row.columns() {
-        let name = column.name();
-        let value = if let Ok(Some(number)) = row.try_get::<Option<i64>, _>(name) {
-            Value::from(number)
-        } else if let Ok(Some(text)) = row.try_get::<Option<String>, _>(name) {
-            match serde_json::from_str::<Value>(&text) {
-                Ok(parsed @ (Value::Object(_) | Value::Array(_))) => parsed,
-                _ => Value::String(text),
-            }
-        } else if let Ok(Some(real)) = row.try_get::<Option<f64>, _>(name) {
-            Value::from(real)
-        } else {
-            Value::Null
-        };
-        object.insert(name.to_owned(), value);
-    }
-    Value::Object(object)
-}
-
 async fn readyz(State(state): State<AppState>) -> Response {
-    match readiness(&state.pool, state.ready_window).await {
+    match readiness(&state.journal, state.ready_window).await {
         Ok(()) => (StatusCode::OK, Json(json!({ "ready": true }))).into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -467,23 +470,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn readiness(pool: &SqlitePool, window: u32) -> Result<(), String> {
-    sqlx::query("SELECT 1")
-        .execute(pool)
+async fn readiness(journal: &Journal, window: u32) -> Result<(), String> {
+    journal
+        .ping()
         .await
         .map_err(|error| format!("database unreachable: {error}"))?;
     if window == 0 {
         return Ok(());
     }
-    let statuses: Vec<String> = sqlx::query_scalar(
-        "SELECT status FROM runs WHERE status <> 'running'
-         ORDER BY started_at DESC, rowid DESC LIMIT ?1",
-    )
-    .bind(i64::from(window))
-    .fetch_all(pool)
-    .await
-    .map_err(|error| format!("cannot read the journal: {error}"))?;
-    if statuses.len() == window as usize && statuses.iter().all(|s| s == "failed") {
+    let statuses = journal
+        .latest_finished_statuses(window)
+        .await
+        .map_err(|error| format!("cannot read the journal: {error}"))?;
+    if statuses.len() == window as usize && statuses.iter().all(|s| *s == RunStatus::Failed) {
         return Err(format!("the last {window} runs failed"));
     }
     Ok(())
@@ -519,17 +518,10 @@ async fn journal_gauges(state: &AppState, journal: &Metrics) -> Result<(), sqlx:
         crate::metrics::Kind::Gauge,
         "1 while a run holds the run lease, in any process.",
     );
-    let by_status: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status")
-            .fetch_all(&state.pool)
-            .await?;
-    for (status, count) in by_status {
+    for (status, count) in state.journal.runs_by_status().await? {
         journal.set(names::JOURNAL_RUNS, vec![("status", status)], count as f64);
     }
-    let last_success: Option<String> =
-        sqlx::query_scalar("SELECT MAX(finished_at) FROM runs WHERE status IN ('ok', 'partial')")
-            .fetch_one(&state.pool)
-            .await?;
+    let last_success = state.journal.last_success_at().await?;
     if let Some(at) = last_success.and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok()) {
         let seconds = at.timestamp() as f64;
         if seconds > state.metrics.get(names::LAST_SUCCESS_TIMESTAMP, vec![]) {
@@ -595,7 +587,7 @@ pub async fn healthcheck(listen: SocketAddr, timeout: Duration) -> Result<(), He
 #[cfg(test)]
 pub(crate) mod testing {
     //! A launcher that takes the real run lease, so the trigger's 409 comes from the database the
-    //! way it does in production, and a helper that inserts journal rows.
+    //! way it does in production.
 
     use super::*;
     use crate::domain::RunStatus;
@@ -628,30 +620,17 @@ pub(crate) mod testing {
             })
         }
     }
-
-    pub(crate) async fn insert_run(pool: &SqlitePool, id: &str, started_at: &str, status: &str) {
-        let finished = (status != "running").then_some(started_at);
-        sqlx::query(
-            "INSERT INTO runs (id, trigger, started_at, finished_at, status)
-             VALUES (?1, 'schedule', ?2, ?3, ?4)",
-        )
-        .bind(id)
-        .bind(started_at)
-        .bind(finished)
-        .bind(status)
-        .execute(pool)
-        .await
-        .expect("insert run");
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{LeaseLauncher, insert_run};
+    use super::testing::LeaseLauncher;
     use super::*;
     use crate::clock::{SharedClock, SystemClock};
     use crate::service::lease::testing as db;
     use crate::service::scheduler::testing::FakeLauncher;
+    use crate::sync::journal::testing::insert_run;
+    use sqlx::SqlitePool;
 
     const TOKEN: &str = "s3cret-trigger-token";
 
@@ -685,7 +664,7 @@ mod tests {
     async fn start(launcher: Option<Arc<FakeLauncher>>) -> TestServer {
         let (dir, pool) = db::fresh().await;
         let clock: SharedClock = Arc::new(SystemClock);
-        let lease = Lease::for_runs(pool.clone(), clock);
+        let lease = Lease::for_runs(pool.clone(), clock.clone());
         let runs = match launcher {
             Some(fake) => Runs::new(fake),
             None => Runs::new(Arc::new(LeaseLauncher {
@@ -698,7 +677,8 @@ mod tests {
         let listener = bind(config.listen).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let state = AppState::new(&config, pool.clone(), runs.clone(), lease, metrics.clone());
+        let journal = Journal::new(pool.clone(), clock);
+        let state = AppState::new(&config, journal, runs.clone(), lease, metrics.clone());
         tokio::spawn(serve(listener, state, shutdown.clone()));
         TestServer {
             base,

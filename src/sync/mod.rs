@@ -4,10 +4,11 @@
 //! acknowledged) → `plan` (a pure diff) → `apply` (send the plan through [`crate::pluvo`]) →
 //! `journal` (every run and operation, for auditors). `engine` runs one pass of that pipeline and
 //! knows nothing of schedules, triggers or listeners: the service adapts the engine, not the
-//! reverse. A stage imports only the words of [`crate::domain`] and the stages before it.
+//! reverse, and grants each run a `guard::RunGuard` (its lease, as the engine sees it). A stage imports only the words of [`crate::domain`] and the stages before it.
 
 pub mod apply;
 pub mod engine;
+pub mod guard;
 pub mod journal;
 pub mod mapping;
 pub mod plan;

@@ -153,3 +153,26 @@ async fn check_schema_lists_every_difference_in_what_the_client_uses() {
         "{out:#?}"
     );
 }
+
+/// The service's own keys are resolved with the rest of the configuration, so `check` (which
+/// never starts the service) still reports a bad schedule and a bad listen address, beside a
+/// problem with another key, in one pass.
+#[tokio::test]
+async fn check_reports_bad_schedule_and_listener_keys_with_the_rest() {
+    let env = TestEnv::start().await;
+    env.edit_config(|t| {
+        format!(
+            "{t}\n[schedule]\ncron = \"0 61 * * *\"\n\n[journal]\nretention_days = 0\n\n\
+             [server]\nlisten = \"localhost\"\ntrigger_token = \"t\"\n"
+        )
+    });
+    let out = env.run_cli(&["check"]).await;
+    out.assert_code(2);
+    for key in [
+        "schedule.cron: '0 61 * * *' is not a valid cron expression",
+        "server.listen: 'localhost' is not an address",
+        "journal.retention_days: 0 would delete",
+    ] {
+        assert!(out.stderr.contains(key), "{key} not reported: {out:#?}");
+    }
+}

@@ -194,7 +194,7 @@ async fn sync_exit_codes_follow_the_run_status_and_the_journal_reads_back_as_jso
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.status)
+        .map(|r| r.status.to_string())
         .collect();
     assert_eq!(statuses, ["failed", "partial", "ok"]);
 }
@@ -347,7 +347,7 @@ async fn two_syncs_with_wait_both_succeed_and_create_nobody_twice() {
     assert!(emails.values().all(|&n| n == 1), "{emails:#?}");
     let runs = env.journal().runs(10).await.unwrap();
     assert_eq!(runs.len(), 2);
-    assert!(runs.iter().all(|r| r.status == "ok"), "{runs:#?}");
+    assert!(runs.iter().all(|r| r.status.as_str() == "ok"), "{runs:#?}");
     assert_eq!(env.stats().invitations, 0);
 }
 

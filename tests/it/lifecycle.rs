@@ -195,6 +195,6 @@ end_date = "attributes.termination_date.value"
         "nothing was sent to Pluvo"
     );
     let run = env.journal().latest_run().await.unwrap().unwrap();
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status.as_str(), "failed");
     assert!(run.error_summary.unwrap().contains("page 3"));
 }

@@ -22,14 +22,14 @@ async fn signal(process: &Spawned, signal: &str) {
 }
 
 /// The number of operations of `run_id` the journal holds with `status`.
-async fn journaled(env: &TestEnv, run_id: &str, status: &str) -> i64 {
+async fn journaled(env: &TestEnv, run_id: &str, status: &str) -> u64 {
     env.journal()
         .operations_of_run(run_id)
         .await
         .unwrap()
         .iter()
         .filter(|op| op.status == status)
-        .count() as i64
+        .count() as u64
 }
 
 /// `kill -9` in the middle of a `sync`: the next run marks it aborted, counting the operations
@@ -49,8 +49,11 @@ async fn a_killed_run_is_closed_by_the_next_run_with_what_it_journaled() {
     signal(&sync, "KILL").await;
     let _ = tokio::time::timeout(EXIT_WITHIN, sync.child.wait()).await;
     let killed = env.journal().latest_run().await.unwrap().unwrap();
-    assert_eq!(killed.status, "running", "nothing closed it yet");
-    assert_eq!(killed.ops_planned, 150, "the plan was recorded when made");
+    assert_eq!(killed.status.as_str(), "running", "nothing closed it yet");
+    assert_eq!(
+        killed.counts.ops_planned, 150,
+        "the plan was recorded when made"
+    );
 
     // The lease the killed process held must expire before the next run may start.
     let mut faults = env.sim.faults();
@@ -59,12 +62,12 @@ async fn a_killed_run_is_closed_by_the_next_run_with_what_it_journaled() {
     env.run_cli(&["sync", "--wait"]).await.assert_code(0);
 
     let closed = env.journal().run(&killed.id).await.unwrap().unwrap();
-    assert_eq!(closed.status, "aborted", "{closed:#?}");
+    assert_eq!(closed.status.as_str(), "aborted", "{closed:#?}");
     let ok = journaled(&env, &killed.id, "ok").await;
     assert!(ok >= 2, "{ok} journaled ok");
-    assert_eq!(closed.ops_ok, ok, "{closed:#?}");
+    assert_eq!(closed.counts.ops_ok, ok, "{closed:#?}");
     assert_eq!(
-        closed.ops_failed,
+        closed.counts.ops_failed,
         journaled(&env, &killed.id, "failed").await
     );
     assert!(closed.finished_at.is_some());
@@ -81,7 +84,7 @@ async fn a_run_outliving_the_grace_period_is_journaled_aborted_before_exit() {
         env.stats().requests_total >= 2
     })
     .await;
-    assert_eq!(run.status, "aborted", "{run:#?}\n{logs}");
+    assert_eq!(run.status.as_str(), "aborted", "{run:#?}\n{logs}");
     assert!(run.finished_at.is_some());
     assert!(
         run.error_summary
@@ -127,7 +130,7 @@ async fn a_run_that_finished_its_work_before_the_stop_is_not_aborted() {
     cancel.cancel();
     let report = run.await.unwrap();
     assert_eq!(report.status, RunStatus::Ok, "{:?}", report.errors);
-    assert_eq!(report.ops_ok, 1);
+    assert_eq!(report.counts.ops_ok, 1);
     assert_eq!(
         env.state().user("000123").unwrap().name,
         "Charlotte Devries"
@@ -190,7 +193,7 @@ async fn an_unknown_choice_option_holds_back_only_that_value() {
     let ops = env.journal().operations_of_person("000123").await.unwrap();
     let held = ops
         .iter()
-        .find(|op| op.status == "failed")
+        .find(|op| op.status.as_str() == "failed")
         .unwrap_or_else(|| panic!("{ops:#?}"));
     assert_eq!(held.target.as_deref(), Some("contract_type"));
     let error = held.error.as_deref().unwrap();
@@ -240,7 +243,7 @@ async fn quiet_nights_with_one_unresolved_conflict_keep_the_service_ready() {
         std::sync::Arc::new(env.engine().clone());
     let state = pluvo_sync::service::server::AppState::new(
         &config,
-        pool.clone(),
+        env.journal().clone(),
         pluvo_sync::service::scheduler::Runs::new(engine),
         pluvo_sync::service::lease::Lease::for_runs(pool, env.engine().clock().clone()),
         env.metrics.clone(),

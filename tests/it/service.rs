@@ -133,14 +133,14 @@ async fn the_schedule_fires_and_its_runs_are_journaled() {
     wait_until("two scheduled runs have finished", async || {
         let runs = env.journal().runs(10).await.unwrap();
         runs.iter()
-            .filter(|r| r.trigger == "schedule" && r.status == "ok")
+            .filter(|r| r.trigger.as_str() == "schedule" && r.status.as_str() == "ok")
             .count()
             >= 2
     })
     .await;
     let runs = env.journal().runs(10).await.unwrap();
     assert!(
-        runs.iter().all(|r| r.trigger == "schedule"),
+        runs.iter().all(|r| r.trigger.as_str() == "schedule"),
         "only the schedule started runs: {runs:#?}"
     );
     assert_eq!(env.state().user("000124").unwrap().name, "Thijs Berg");
@@ -161,7 +161,7 @@ pub async fn sigterm_mid_run(
     env: &TestEnv,
     what: &str,
     condition: impl AsyncFnMut() -> bool,
-) -> (pluvo_sync::sync::journal::RunRow, String) {
+) -> (pluvo_sync::sync::journal::Run, String) {
     let mut service = env
         .start_service(&format!("{NEVER}run_on_start = true\n"))
         .await;
@@ -238,10 +238,10 @@ async fn sigterm_mid_run_exits_0_journals_aborted_and_the_next_sync_completes_it
         ("startup", "aborted"),
         "{run:#?}"
     );
-    assert_eq!(run.ops_planned, 200, "five operations per person");
-    assert!(run.ops_ok >= 2, "{run:#?}");
+    assert_eq!(run.counts.ops_planned, 200, "five operations per person");
+    assert!(run.counts.ops_ok >= 2, "{run:#?}");
     // Everything not done and not refused is left for the next run, skipped operations included.
-    let remained = run.ops_planned - run.ops_ok - run.ops_failed;
+    let remained = run.counts.ops_planned - run.counts.ops_ok - run.counts.ops_failed;
     let summary = run.error_summary.unwrap_or_default();
     assert!(
         summary.contains(&format!(
@@ -332,7 +332,7 @@ async fn sigterm_while_pluvo_asks_to_wait_still_aborts_the_run_within_the_grace_
         "{run:#?}"
     );
     // The calls the stop interrupted were not refused by Pluvo: they are skipped, not failed.
-    assert_eq!(run.ops_failed, 0, "{run:#?}");
+    assert_eq!(run.counts.ops_failed, 0, "{run:#?}");
     let ops = env.journal().operations_of_run(&run.id).await.unwrap();
     assert!(ops.iter().any(|op| op.status == "skipped"), "{ops:#?}");
 }

@@ -235,7 +235,7 @@ async fn bad_rows_are_skipped_reported_and_never_archive_anyone() {
 
     let report = env.sync().await;
     assert_eq!(report.status, RunStatus::Partial);
-    assert_eq!(report.rows_rejected, 5, "{:?}", report.errors);
+    assert_eq!(report.counts.rows_rejected, 5, "{:?}", report.errors);
     let state = env.state();
     assert!(
         !state.user("000123").unwrap().archived,
@@ -251,7 +251,10 @@ async fn bad_rows_are_skipped_reported_and_never_archive_anyone() {
     assert_eq!(report.withheld_archives.unwrap().would_archive, 1);
 
     let run = env.journal().latest_run().await.unwrap().unwrap();
-    assert_eq!((run.status.as_str(), run.rows_rejected), ("partial", 5));
+    assert_eq!(
+        (run.status.as_str(), run.counts.rows_rejected),
+        ("partial", 5)
+    );
     let ops = env.journal().operations_of_run(&run.id).await.unwrap();
     let rejected: Vec<_> = ops.iter().filter(|o| o.kind == "rejected_record").collect();
     assert_eq!(rejected.len(), 5);
@@ -403,7 +406,7 @@ async fn an_account_with_another_ref_is_never_taken_over() {
 
     let report = env.sync().await;
     assert_eq!(report.status, RunStatus::Partial);
-    assert_eq!(report.ops_failed, 1, "{:?}", report.errors);
+    assert_eq!(report.counts.ops_failed, 1, "{:?}", report.errors);
     let state = env.state();
     assert_eq!(
         state.user("OTHER-1").unwrap().name,
@@ -506,7 +509,7 @@ async fn nobody_is_parked_for_an_address_an_outside_account_holds() {
     let report = env.sync().await;
     // Both refused for their own data, nothing systemic: partial, not failed.
     assert_eq!(report.status, RunStatus::Partial, "every call was refused");
-    assert_eq!(report.ops_failed, 2, "{:?}", report.errors);
+    assert_eq!(report.counts.ops_failed, 2, "{:?}", report.errors);
     let state = env.state();
     assert!(
         state.users.iter().all(|u| !u.email.ends_with(".invalid")),

@@ -2,18 +2,29 @@
 //!
 //! The journal is written as the run goes, not at the end, so a run killed halfway still shows
 //! what it did. An acknowledged operation and the snapshot row it advances are committed together
-//! ([`Journal::record`]); secrets and tokens are never written here. Queries for the
-//! `journal` subcommands live here too, so the CLI only formats.
+//! ([`Journal::record`]); secrets and tokens are never written here.
+//!
+//! [`Journal`] is the one store of the journal's tables (`runs`, `operations`) and of the
+//! snapshot's writes: nothing else in the program sends SQL to them. Its methods are grouped by
+//! job: this file writes runs and operations, `read.rs` answers the `journal` subcommands and the
+//! admin listener, `retention.rs` prunes, and `snapshot.rs` advances the snapshot (whose reads,
+//! for planning, stay in `sync::snapshot`).
 
+mod read;
 pub mod retention;
+mod run;
+mod snapshot;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::clock::{SharedClock, timestamp};
 use crate::domain::{OpKind, OpStatus, RunStatus, Trigger};
-use crate::sync::snapshot::{self, SnapshotUser};
+use crate::sync::plan::PlanSummary;
+use crate::sync::snapshot::SnapshotUser;
+
+pub use run::{JsonText, OperationRow, Run, RunCounts};
 
 /// The most the journal keeps of one value in an operation's `changes`. A value Pluvo refused
 /// can be megabytes (a job title pasted with a whole document); the journal keeps 400 days, and
@@ -111,72 +122,11 @@ impl OperationRecord {
     }
 }
 
-/// What a run did, written when it ends.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RunTotals {
-    pub rows_read: u64,
-    pub rows_rejected: u64,
-    pub ops_planned: u64,
-    pub ops_ok: u64,
-    pub ops_failed: u64,
-    pub ops_skipped: u64,
-    pub plan_summary: Option<serde_json::Value>,
-    pub error_summary: Option<String>,
-}
-
-/// A run as the journal holds it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RunRow {
-    pub id: String,
-    pub trigger: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub status: String,
-    pub source: Option<String>,
-    pub source_fingerprint: Option<String>,
-    pub rows_read: i64,
-    pub rows_rejected: i64,
-    pub ops_planned: i64,
-    pub ops_ok: i64,
-    pub ops_failed: i64,
-    pub ops_skipped: i64,
-    pub plan_summary: Option<serde_json::Value>,
-    pub error_summary: Option<String>,
-}
-
-/// An operation as the journal holds it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct OperationRow {
-    pub id: i64,
-    pub run_id: String,
-    pub employee_ref: Option<String>,
-    pub kind: String,
-    pub target: Option<String>,
-    pub changes: serde_json::Value,
-    pub status: String,
-    pub attempts: i64,
-    pub error: Option<String>,
-    pub duration_ms: i64,
-    pub at: String,
-}
-
+/// The store of the journal's tables and the snapshot's writes; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Journal {
     pool: SqlitePool,
     clock: SharedClock,
-}
-
-/// Column lists as macros, so that every query stays a `&'static str` (sqlx refuses built strings).
-macro_rules! run_columns {
-    () => {
-        "id, trigger, started_at, finished_at, status, source, source_fingerprint, rows_read, \
-         rows_rejected, ops_planned, ops_ok, ops_failed, ops_skipped, plan_summary, error_summary"
-    };
-}
-macro_rules! op_columns {
-    () => {
-        "id, run_id, employee_ref, kind, target, changes, status, attempts, error, duration_ms, at"
-    };
 }
 
 impl Journal {
@@ -218,11 +168,14 @@ impl Journal {
         Ok(())
     }
 
+    /// Records how the run ended: its status, its counts, what it planned and what went wrong.
     pub async fn finish_run(
         &self,
         run_id: &str,
         status: RunStatus,
-        totals: &RunTotals,
+        counts: &RunCounts,
+        plan_summary: Option<&PlanSummary>,
+        error_summary: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE runs SET finished_at = ?, status = ?, rows_read = ?, rows_rejected = ?, ops_planned = ?, \
@@ -230,19 +183,14 @@ impl Journal {
         )
         .bind(timestamp(self.clock.now()))
         .bind(status.as_str())
-        .bind(totals.rows_read as i64)
-        .bind(totals.rows_rejected as i64)
-        .bind(totals.ops_planned as i64)
-        .bind(totals.ops_ok as i64)
-        .bind(totals.ops_failed as i64)
-        .bind(totals.ops_skipped as i64)
-        .bind(totals.plan_summary.as_ref().map(serde_json::Value::to_string))
-        .bind(
-            totals
-                .error_summary
-                .as_deref()
-                .map(|e| cap_text(e, 8 * MAX_ERROR_BYTES)),
-        )
+        .bind(counts.rows_read as i64)
+        .bind(counts.rows_rejected as i64)
+        .bind(counts.ops_planned as i64)
+        .bind(counts.ops_ok as i64)
+        .bind(counts.ops_failed as i64)
+        .bind(counts.ops_skipped as i64)
+        .bind(plan_summary.and_then(|summary| serde_json::to_string(summary).ok()))
+        .bind(error_summary.map(|e| cap_text(e, 8 * MAX_ERROR_BYTES)))
         .bind(run_id)
         .execute(&self.pool)
         .await?;
@@ -282,89 +230,22 @@ impl Journal {
         tx.commit().await
     }
 
-    /// The newest runs first.
-    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRow>, sqlx::Error> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            run_columns!(),
-            " FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(run_row).collect()
-    }
-
-    /// One run by id, or by a unique prefix of its id (as `git` does for commits).
-    pub async fn run(&self, id_or_prefix: &str) -> Result<Option<RunRow>, sqlx::Error> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            run_columns!(),
-            " FROM runs WHERE id = ?1 OR id LIKE ?2 ESCAPE '\\' ORDER BY id = ?1 DESC LIMIT 2"
-        ))
-        .bind(id_or_prefix)
-        .bind(format!(
-            "{}%",
-            id_or_prefix.replace('%', "\\%").replace('_', "\\_")
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        match rows.as_slice() {
-            [only] => Ok(Some(run_row(only)?)),
-            [first, _] if first.try_get::<String, _>("id")? == id_or_prefix => {
-                Ok(Some(run_row(first)?))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    pub async fn latest_run(&self) -> Result<Option<RunRow>, sqlx::Error> {
-        Ok(self.runs(1).await?.into_iter().next())
-    }
-
-    pub async fn operations_of_run(&self, run_id: &str) -> Result<Vec<OperationRow>, sqlx::Error> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            op_columns!(),
-            " FROM operations WHERE run_id = ? ORDER BY id"
-        ))
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(op_row).collect()
-    }
-
-    pub async fn operations_of_person(
-        &self,
-        employee_ref: &str,
-    ) -> Result<Vec<OperationRow>, sqlx::Error> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            op_columns!(),
-            " FROM operations WHERE employee_ref = ? ORDER BY id"
-        ))
-        .bind(employee_ref)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(op_row).collect()
-    }
-
     /// Records what a run set out to do, once it has planned: if its process dies, the journal
     /// still says how much there was.
-    pub async fn planned(&self, run_id: &str, totals: &RunTotals) -> Result<(), sqlx::Error> {
+    pub async fn planned(
+        &self,
+        run_id: &str,
+        counts: &RunCounts,
+        plan_summary: Option<&PlanSummary>,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE runs SET rows_read = ?, rows_rejected = ?, ops_planned = ?, plan_summary = ? \
              WHERE id = ?",
         )
-        .bind(totals.rows_read as i64)
-        .bind(totals.rows_rejected as i64)
-        .bind(totals.ops_planned as i64)
-        .bind(
-            totals
-                .plan_summary
-                .as_ref()
-                .map(serde_json::Value::to_string),
-        )
+        .bind(counts.rows_read as i64)
+        .bind(counts.rows_rejected as i64)
+        .bind(counts.ops_planned as i64)
+        .bind(plan_summary.and_then(|summary| serde_json::to_string(summary).ok()))
         .bind(run_id)
         .execute(&self.pool)
         .await?;
@@ -419,48 +300,26 @@ impl Journal {
     }
 }
 
-fn json_column(
-    row: &sqlx::sqlite::SqliteRow,
-    column: &str,
-) -> Result<Option<serde_json::Value>, sqlx::Error> {
-    let raw: Option<String> = row.try_get(column)?;
-    Ok(raw.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))))
-}
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Journal rows for the tests of what reads them (retention, the admin listener).
 
-fn run_row(row: &sqlx::sqlite::SqliteRow) -> Result<RunRow, sqlx::Error> {
-    Ok(RunRow {
-        id: row.try_get("id")?,
-        trigger: row.try_get("trigger")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        status: row.try_get("status")?,
-        source: row.try_get("source")?,
-        source_fingerprint: row.try_get("source_fingerprint")?,
-        rows_read: row.try_get("rows_read")?,
-        rows_rejected: row.try_get("rows_rejected")?,
-        ops_planned: row.try_get("ops_planned")?,
-        ops_ok: row.try_get("ops_ok")?,
-        ops_failed: row.try_get("ops_failed")?,
-        ops_skipped: row.try_get("ops_skipped")?,
-        plan_summary: json_column(row, "plan_summary")?,
-        error_summary: row.try_get("error_summary")?,
-    })
-}
+    use sqlx::SqlitePool;
 
-fn op_row(row: &sqlx::sqlite::SqliteRow) -> Result<OperationRow, sqlx::Error> {
-    Ok(OperationRow {
-        id: row.try_get("id")?,
-        run_id: row.try_get("run_id")?,
-        employee_ref: row.try_get("employee_ref")?,
-        kind: row.try_get("kind")?,
-        target: row.try_get("target")?,
-        changes: json_column(row, "changes")?.unwrap_or(serde_json::Value::Null),
-        status: row.try_get("status")?,
-        attempts: row.try_get("attempts")?,
-        error: row.try_get("error")?,
-        duration_ms: row.try_get("duration_ms")?,
-        at: row.try_get("at")?,
-    })
+    pub(crate) async fn insert_run(pool: &SqlitePool, id: &str, started_at: &str, status: &str) {
+        let finished = (status != "running").then_some(started_at);
+        sqlx::query(
+            "INSERT INTO runs (id, trigger, started_at, finished_at, status)
+             VALUES (?1, 'schedule', ?2, ?3, ?4)",
+        )
+        .bind(id)
+        .bind(started_at)
+        .bind(finished)
+        .bind(status)
+        .execute(pool)
+        .await
+        .expect("insert run");
+    }
 }
 
 #[cfg(test)]
@@ -518,10 +377,12 @@ mod tests {
             .finish_run(
                 "run-1",
                 RunStatus::Ok,
-                &RunTotals {
+                &RunCounts {
                     ops_ok: 1,
-                    ..RunTotals::default()
+                    ..RunCounts::default()
                 },
+                None,
+                None,
             )
             .await
             .unwrap();
@@ -532,7 +393,7 @@ mod tests {
         assert_eq!(ops.len(), 1);
         assert_eq!(ops[0].changes[0]["after"], "A");
         let run = journal.run("run").await.unwrap().unwrap();
-        assert_eq!((run.status.as_str(), run.ops_ok), ("ok", 1));
+        assert_eq!((run.status.as_str(), run.counts.ops_ok), ("ok", 1));
         let failures: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM failures")
             .fetch_one(journal.pool())
             .await
@@ -633,12 +494,12 @@ mod tests {
             .start_run("run-1", Trigger::Schedule, "csv:x")
             .await
             .unwrap();
-        let planned = RunTotals {
+        let planned = RunCounts {
             rows_read: 9,
             ops_planned: 7,
-            ..RunTotals::default()
+            ..RunCounts::default()
         };
-        journal.planned("run-1", &planned).await.unwrap();
+        journal.planned("run-1", &planned, None).await.unwrap();
         let ops = [
             op(OpStatus::Ok),
             op(OpStatus::Ok),
@@ -654,17 +515,21 @@ mod tests {
         assert_eq!(journal.close_abandoned_run("run-2").await.unwrap(), 1);
         assert_eq!(journal.close_orphaned_runs().await.unwrap(), 1);
         let run = journal.run("run-1").await.unwrap().unwrap();
-        assert_eq!(run.status, "aborted");
+        assert_eq!(run.status, RunStatus::Aborted);
         assert_eq!(
-            (run.ops_ok, run.ops_failed, run.ops_skipped),
+            (
+                run.counts.ops_ok,
+                run.counts.ops_failed,
+                run.counts.ops_skipped
+            ),
             (3, 1, 1),
             "{run:#?}"
         );
-        assert_eq!((run.rows_read, run.ops_planned), (9, 7));
+        assert_eq!((run.counts.rows_read, run.counts.ops_planned), (9, 7));
         assert!(run.finished_at.is_some());
         assert!(run.error_summary.unwrap().contains("journaled operations"));
         let abandoned = journal.run("run-2").await.unwrap().unwrap();
-        assert_eq!(abandoned.status, "aborted");
+        assert_eq!(abandoned.status, RunStatus::Aborted);
         assert!(abandoned.error_summary.unwrap().contains("grace period"));
     }
 }

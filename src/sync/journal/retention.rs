@@ -8,8 +8,8 @@
 //! history.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqlitePool;
 
+use super::Journal;
 use crate::clock::timestamp;
 
 pub const DEFAULT_RETENTION_DAYS: u32 = 400;
@@ -30,63 +30,63 @@ pub fn cutoff(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     now - chrono::Duration::days(i64::from(days))
 }
 
-/// What [`prune`] would delete for `older_than`, deleting nothing.
-pub async fn count(
-    pool: &SqlitePool,
-    older_than: DateTime<Utc>,
-) -> Result<PruneReport, sqlx::Error> {
-    let (runs, operations): (i64, i64) = sqlx::query_as(
+impl Journal {
+    /// What [`Journal::prune`] would delete for `older_than`, deleting nothing.
+    pub async fn count_prunable(
+        &self,
+        older_than: DateTime<Utc>,
+    ) -> Result<PruneReport, sqlx::Error> {
+        let (runs, operations): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM((SELECT COUNT(*) FROM operations o WHERE o.run_id = r.id)), 0)
          FROM runs r WHERE r.started_at < ?1 AND r.status <> 'running'",
     )
     .bind(timestamp(older_than))
-    .fetch_one(pool)
+    .fetch_one(&self.pool)
     .await?;
-    Ok(PruneReport {
-        runs: u64::try_from(runs).unwrap_or(0),
-        operations: u64::try_from(operations).unwrap_or(0),
-    })
-}
+        Ok(PruneReport {
+            runs: u64::try_from(runs).unwrap_or(0),
+            operations: u64::try_from(operations).unwrap_or(0),
+        })
+    }
 
-/// Deletes finished runs that started before `older_than`, with their operations, in one
-/// transaction.
-///
-/// Operations are deleted explicitly rather than left to `ON DELETE CASCADE`, so the result does
-/// not depend on the connection having `PRAGMA foreign_keys` on.
-#[tracing::instrument(skip_all, fields(older_than = %timestamp(older_than)), err)]
-pub async fn prune(
-    pool: &SqlitePool,
-    older_than: DateTime<Utc>,
-) -> Result<PruneReport, sqlx::Error> {
-    let cutoff = timestamp(older_than);
-    let mut tx = pool.begin().await?;
-    let operations = sqlx::query(
-        "DELETE FROM operations WHERE run_id IN
+    /// Deletes finished runs that started before `older_than`, with their operations, in one
+    /// transaction.
+    ///
+    /// Operations are deleted explicitly rather than left to `ON DELETE CASCADE`, so the result does
+    /// not depend on the connection having `PRAGMA foreign_keys` on.
+    #[tracing::instrument(skip_all, fields(older_than = %timestamp(older_than)), err)]
+    pub async fn prune(&self, older_than: DateTime<Utc>) -> Result<PruneReport, sqlx::Error> {
+        let cutoff = timestamp(older_than);
+        let mut tx = self.pool.begin().await?;
+        let operations = sqlx::query(
+            "DELETE FROM operations WHERE run_id IN
              (SELECT id FROM runs WHERE started_at < ?1 AND status <> 'running')",
-    )
-    .bind(&cutoff)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let runs = sqlx::query("DELETE FROM runs WHERE started_at < ?1 AND status <> 'running'")
+        )
         .bind(&cutoff)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    tx.commit().await?;
-    let report = PruneReport { runs, operations };
-    // Callers log what matters to them (the engine only when something went); this is detail.
-    tracing::debug!(report.runs, report.operations, "journal pruned");
-    Ok(report)
+        let runs = sqlx::query("DELETE FROM runs WHERE started_at < ?1 AND status <> 'running'")
+            .bind(&cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        let report = PruneReport { runs, operations };
+        // Callers log what matters to them (the engine only when something went); this is detail.
+        tracing::debug!(report.runs, report.operations, "journal pruned");
+        Ok(report)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use sqlx::SqlitePool;
 
     use super::*;
     use crate::service::lease::testing as db;
-    use crate::service::server::testing::insert_run;
+    use crate::sync::journal::testing::insert_run;
 
     async fn insert_operations(pool: &SqlitePool, run_id: &str, count: usize) {
         for i in 0..count {
@@ -122,12 +122,13 @@ mod tests {
         insert_operations(&pool, "old-running", 1).await;
         insert_operations(&pool, "edge", 1).await;
         insert_operations(&pool, "new", 4).await;
+        let journal = Journal::new(pool.clone(), std::sync::Arc::new(crate::clock::SystemClock));
 
         let now = Utc.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).single().unwrap();
         let older_than = cutoff(now, DEFAULT_RETENTION_DAYS);
         assert_eq!(timestamp(older_than), "2025-02-01T00:00:00Z");
-        let would = count(&pool, older_than).await.unwrap();
-        let report = prune(&pool, older_than).await.unwrap();
+        let would = journal.count_prunable(older_than).await.unwrap();
+        let report = journal.prune(older_than).await.unwrap();
         assert_eq!(would, report, "count says what prune then deletes");
         assert_eq!(
             report,
@@ -151,7 +152,7 @@ mod tests {
         );
 
         assert_eq!(
-            prune(&pool, older_than).await.unwrap(),
+            journal.prune(older_than).await.unwrap(),
             PruneReport::default(),
             "pruning again finds nothing"
         );
