@@ -24,8 +24,11 @@ pub mod view;
 
 pub use config::{AuthErrorMode, Faults, SimConfig};
 pub use graphql::SDL;
-pub use seed::{CategoryType, Seed, SeedCategory, SeedError, SeedGroup, SeedUser};
+pub use seed::{
+    CategoryType, Seed, SeedCategory, SeedCertificate, SeedError, SeedGroup, SeedOfferEvent,
+    SeedProgress, SeedTraining, SeedUser, SetEnrollmentStatus, SetLastLogin,
+};
 pub use server::{AUTH_ERROR_CODE, MAX_BODY, SimHandle, start};
 pub use stats::Stats;
 pub use style::ErrorStyle;
-pub use view::{StateView, UserView};
+pub use view::{EnrollmentView, OfferEventView, StateView, TrainingView, UserView};

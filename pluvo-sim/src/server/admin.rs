@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::connection::{Peer, Tracker};
 use super::{Shared, lock, reset};
-use crate::seed::SeedUser;
+use crate::seed::{SeedCertificate, SeedProgress, SeedUser, SetEnrollmentStatus, SetLastLogin};
+use crate::state::{ApiError, EnrollmentStatus, Progress, Selector, State, UserKey, parse_date};
 use crate::view::StateView;
 
 /// The admin API has no authentication and can rewrite the tenant, so it answers loopback peers
@@ -72,6 +73,102 @@ pub(super) async fn admin_users(AxState(shared): AxState<Arc<Shared>>, req: Requ
             Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
         },
     };
+    track.respond(response)
+}
+
+/// Applies a JSON array of admin changes all or nothing: 422 with the first reason and no
+/// change if any item is refused, else `{"changed": n}`.
+async fn apply_all<T: serde::de::DeserializeOwned>(
+    shared: &Shared,
+    req: Request,
+    apply: impl Fn(&mut State, &T) -> Result<(), ApiError>,
+) -> Response {
+    match axum::Json::<Vec<T>>::from_request(req, &()).await {
+        Err(rejection) => rejection.into_response(),
+        Ok(axum::Json(items)) => {
+            let mut state = lock(&shared.state);
+            let mut next = state.clone();
+            for (i, item) in items.iter().enumerate() {
+                if let Err(e) = apply(&mut next, item) {
+                    let reason = format!("item {i}: {}", e.message);
+                    return (StatusCode::UNPROCESSABLE_ENTITY, reason).into_response();
+                }
+            }
+            *state = next;
+            axum::Json(serde_json::json!({ "changed": items.len() })).into_response()
+        }
+    }
+}
+
+/// `POST /_sim/progress`: participants' progress, for `portfolioReport`.
+pub(super) async fn admin_progress(
+    AxState(shared): AxState<Arc<Shared>>,
+    req: Request,
+) -> Response {
+    let mut track = Tracker::new(&shared, &req, false);
+    let response = apply_all(&shared, req, |state, p: &SeedProgress| {
+        let progress = Progress {
+            progress: p.progress,
+            score: p.score,
+            completion_date: p.completion_date.as_deref().map(parse_date).transpose()?,
+            time_spent_seconds: p.time_spent_seconds,
+        };
+        state.set_progress(
+            &Selector::Ref(p.training.clone()),
+            &UserKey::admin(&p.user),
+            progress,
+        )
+    })
+    .await;
+    track.respond(response)
+}
+
+/// `POST /_sim/certificates`: certificates awarded, for `portfolioReport`.
+pub(super) async fn admin_certificates(
+    AxState(shared): AxState<Arc<Shared>>,
+    req: Request,
+) -> Response {
+    let mut track = Tracker::new(&shared, &req, false);
+    let response = apply_all(&shared, req, |state, c: &SeedCertificate| {
+        state.award_certificate(
+            &UserKey::admin(&c.user),
+            &c.title,
+            &c.completion_date,
+            c.expiry_date.as_deref(),
+            c.score,
+        )
+    })
+    .await;
+    track.respond(response)
+}
+
+/// `POST /_sim/last-login`: when people last logged in, for the `lastLogin` filters.
+pub(super) async fn admin_last_login(
+    AxState(shared): AxState<Arc<Shared>>,
+    req: Request,
+) -> Response {
+    let mut track = Tracker::new(&shared, &req, false);
+    let response = apply_all(&shared, req, |state, l: &SetLastLogin| {
+        state.set_last_login(&UserKey::admin(&l.user), l.last_login.as_deref())
+    })
+    .await;
+    track.respond(response)
+}
+
+/// `POST /_sim/enrollments`: enrollment statuses changed in Pluvo (e.g. cancelled by hand).
+pub(super) async fn admin_enrollments(
+    AxState(shared): AxState<Arc<Shared>>,
+    req: Request,
+) -> Response {
+    let mut track = Tracker::new(&shared, &req, false);
+    let response = apply_all(&shared, req, |state, e: &SetEnrollmentStatus| {
+        state.set_enrollment_status(
+            &Selector::Ref(e.offer_event.clone()),
+            &UserKey::admin(&e.user),
+            EnrollmentStatus::parse(&e.status)?,
+        )
+    })
+    .await;
     track.respond(response)
 }
 

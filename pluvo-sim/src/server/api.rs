@@ -194,6 +194,8 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
             *stats.fields.entry(field.clone()).or_default() += 1;
         }
         stats.invitations += executed.invitations;
+        stats.training_invitations += executed.training_invitations;
+        stats.enrollment_mails += executed.enrollment_mails;
     }
     track.fields = std::mem::take(&mut executed.fields);
     if is_mutation && draw.after_commit {

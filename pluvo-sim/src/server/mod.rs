@@ -35,8 +35,8 @@ use crate::stats::Stats;
 use crate::view::StateView;
 
 use admin::{
-    admin_expire_tokens, admin_faults, admin_reset, admin_state, admin_stats, admin_users,
-    loopback_only, not_found,
+    admin_certificates, admin_enrollments, admin_expire_tokens, admin_faults, admin_last_login,
+    admin_progress, admin_reset, admin_state, admin_stats, admin_users, loopback_only, not_found,
 };
 use api::{add_slash, graphql_endpoint};
 use connection::accept_loop;
@@ -102,6 +102,10 @@ fn router(shared: Arc<Shared>) -> Router {
                 .route("/_sim/stats", get(admin_stats))
                 .route("/_sim/reset", post(admin_reset))
                 .route("/_sim/users", post(admin_users))
+                .route("/_sim/progress", post(admin_progress))
+                .route("/_sim/certificates", post(admin_certificates))
+                .route("/_sim/last-login", post(admin_last_login))
+                .route("/_sim/enrollments", post(admin_enrollments))
                 .route("/_sim/faults", get(admin_faults).post(admin_faults))
                 .route("/_sim/expire-tokens", post(admin_expire_tokens))
                 .route_layer(axum::middleware::from_fn_with_state(

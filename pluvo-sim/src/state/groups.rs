@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{ApiError, State, parse_uuid};
+use super::{ApiError, Selector, State, parse_uuid};
 
 #[derive(Debug, Clone)]
 pub(super) struct PendingChange {
@@ -30,25 +30,31 @@ pub struct GroupRec {
     pub managers: BTreeSet<usize>,
 }
 
-/// A user named in `addUsersToGroup`, reported back exactly as given.
+/// A user named in a bulk call (`addUsersToGroup`, ...), reported back exactly as given; the
+/// admin API may also name people without a ref by email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserKey {
     Id(String),
     Ref(String),
+    Email(String),
 }
 
 impl UserKey {
     pub fn as_given(&self) -> &str {
         match self {
-            Self::Id(s) | Self::Ref(s) => s,
+            Self::Id(s) | Self::Ref(s) | Self::Email(s) => s,
         }
     }
-}
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupSelector {
-    Id(String),
-    Ref(String),
+    /// A person named in the seed or the admin API: by ref, or by email when it has an `@`
+    /// (people created by hand have no ref).
+    pub fn admin(text: &str) -> Self {
+        if text.contains('@') {
+            Self::Email(text.to_owned())
+        } else {
+            Self::Ref(text.to_owned())
+        }
+    }
 }
 
 /// Result of `addUsersToGroup` / `removeUsersFromGroup`, identifiers as passed.
@@ -60,8 +66,8 @@ pub struct MembershipOutcome {
 }
 
 impl State {
-    /// Applies membership changes whose delay has passed.
-    pub fn settle(&mut self, now: Instant) {
+    /// Applies group membership changes whose delay has passed.
+    pub(super) fn settle_groups(&mut self, now: Instant) {
         for group in &mut self.groups {
             while group.pending.front().is_some_and(|p| p.effective_at <= now) {
                 if let Some(change) = group.pending.pop_front() {
@@ -75,14 +81,28 @@ impl State {
         }
     }
 
-    pub fn group_by_selector(&self, selector: &GroupSelector) -> Result<Option<usize>, ApiError> {
+    pub fn group_by_selector(&self, selector: &Selector) -> Result<Option<usize>, ApiError> {
         Ok(match selector {
-            GroupSelector::Id(text) => self
+            Selector::Id(text) => self
                 .group_by_id
                 .get(&parse_uuid(text, "a group id")?)
                 .copied(),
-            GroupSelector::Ref(r) => self.group_by_ref.get(r).copied(),
+            Selector::Ref(r) => self.group_by_ref.get(r).copied(),
         })
+    }
+
+    /// The groups a `groupIds`-style filter names, or `None` without the filter; an unknown id
+    /// fails the field, as a filter on a group that does not exist is a caller's mistake.
+    pub fn groups_by_ids(&self, ids: Option<&Vec<String>>) -> Result<Option<Vec<usize>>, ApiError> {
+        ids.map(|ids| {
+            ids.iter()
+                .map(|id| {
+                    self.group_by_selector(&Selector::Id(id.clone()))?
+                        .ok_or_else(|| ApiError::not_found(format!("no group with id `{id}`")))
+                })
+                .collect()
+        })
+        .transpose()
     }
 
     /// Groups whose visible members include `user`.
@@ -118,7 +138,7 @@ impl State {
     /// fatal; an unknown group fails the whole field.
     pub fn change_membership(
         &mut self,
-        group: &GroupSelector,
+        group: &Selector,
         users: &[UserKey],
         add: bool,
         now: Instant,
@@ -126,20 +146,14 @@ impl State {
     ) -> Result<MembershipOutcome, ApiError> {
         let g = self.group_by_selector(group)?.ok_or_else(|| {
             let (what, value) = match group {
-                GroupSelector::Id(v) => ("id", v),
-                GroupSelector::Ref(v) => ("ref", v),
+                Selector::Id(v) => ("id", v),
+                Selector::Ref(v) => ("ref", v),
             };
             ApiError::not_found(format!("no group with {what} `{value}`"))
         })?;
         let mut outcome = MembershipOutcome::default();
         for key in users {
-            let found = match key {
-                UserKey::Id(text) => Uuid::parse_str(text)
-                    .ok()
-                    .and_then(|id| self.user_by_id.get(&id).copied()),
-                UserKey::Ref(r) => self.user_by_ref(r),
-            };
-            let Some(user) = found else {
+            let Some(user) = self.user_of_key(key) else {
                 outcome.failed.push(key.as_given().to_owned());
                 continue;
             };
@@ -188,7 +202,7 @@ mod tests {
         let mut state = tenant();
         let t0 = Instant::now();
         let delay = Duration::from_secs(60);
-        let group = GroupSelector::Ref("g".into());
+        let group = Selector::Ref("g".into());
         let users = [UserKey::Ref("E1".into()), UserKey::Ref("E2".into())];
         state
             .change_membership(&group, &users, true, t0, delay)
