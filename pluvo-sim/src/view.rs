@@ -82,7 +82,7 @@ impl StateView {
             .enumerate()
             .map(|(idx, u)| {
                 let mut groups: Vec<String> = (0..state.groups.len())
-                    .filter(|&g| state.groups[g].members.contains(&idx))
+                    .filter(|&g| state.groups[g].members.committed().contains(&idx))
                     .map(|g| state.group_key(g))
                     .collect();
                 groups.sort();

@@ -114,12 +114,12 @@ impl ObjectValue for GroupObj<'_> {
             "id" => ResolvedValue::leaf(group.id.to_string()),
             "ref" => opt_leaf(group.ref_.clone()),
             "name" => ResolvedValue::leaf(group.name.as_str()),
-            "userCount" => {
-                ResolvedValue::leaf(i64::try_from(group.visible.len()).unwrap_or(i64::MAX))
-            }
+            "userCount" => ResolvedValue::leaf(
+                i64::try_from(group.members.visible().len()).unwrap_or(i64::MAX),
+            ),
             "users" | "managers" => {
                 let set = if info.field_name() == "users" {
-                    &group.visible
+                    group.members.visible()
                 } else {
                     &group.managers
                 };

@@ -107,48 +107,43 @@ pub(super) fn change_membership<'a>(
         (
             "AddUsersToTraining",
             vec![
-                ("added", outcome.changed),
-                ("alreadyAdded", outcome.unchanged),
-                ("failed", outcome.failed),
+                (["addedIds", "addedRefs"], outcome.changed),
+                (["alreadyAddedIds", "alreadyAddedRefs"], outcome.unchanged),
+                (["failedIds", "failedRefs"], outcome.failed),
             ],
         )
     } else {
         (
             "RemoveUsersFromTraining",
             vec![
-                ("removed", outcome.changed),
-                ("alreadyRemoved", outcome.unchanged),
-                // The schema spells this pair without a verb: idsLinkedViaObject.
-                ("LinkedViaObject", outcome.linked),
-                ("failed", outcome.failed),
+                (["removedIds", "removedRefs"], outcome.changed),
+                (
+                    ["alreadyRemovedIds", "alreadyRemovedRefs"],
+                    outcome.unchanged,
+                ),
+                (
+                    ["idsLinkedViaObject", "refsLinkedViaObject"],
+                    outcome.linked,
+                ),
+                (["failedIds", "failedRefs"], outcome.failed),
             ],
         )
     };
     Ok(ResolvedValue::object(Lists::by_form(type_name, lists)))
 }
 
-/// Splits each result list by how its users were named: `<name>Ids` and `<name>Refs`, or, for
-/// the linked lists, `idsLinkedViaObject` and `refsLinkedViaObject`.
 impl Lists {
-    fn by_form(type_name: &'static str, lists: Vec<(&'static str, Vec<UserKey>)>) -> Self {
+    /// Splits each result list by how its people were named: those named by id go to the
+    /// first field of the pair, those named by ref to the second.
+    fn by_form(type_name: &'static str, lists: Vec<([&str; 2], Vec<UserKey>)>) -> Self {
         let mut fields = Vec::new();
-        for (name, keys) in lists {
-            let of = |want_id: bool| -> Vec<String> {
-                keys.iter()
-                    .filter(|k| matches!(k, UserKey::Id(_)) == want_id)
-                    .map(|k| k.as_given().to_owned())
-                    .collect()
-            };
-            let (ids, refs) = if name == "LinkedViaObject" {
-                (
-                    "idsLinkedViaObject".to_owned(),
-                    "refsLinkedViaObject".to_owned(),
-                )
-            } else {
-                (format!("{name}Ids"), format!("{name}Refs"))
-            };
-            fields.push((ids, of(true)));
-            fields.push((refs, of(false)));
+        for ([ids, refs], keys) in lists {
+            let (by_id, by_ref): (Vec<&UserKey>, Vec<&UserKey>) =
+                keys.iter().partition(|k| matches!(k, UserKey::Id(_)));
+            let given =
+                |keys: Vec<&UserKey>| keys.iter().map(|k| k.as_given().to_owned()).collect();
+            fields.push((ids.to_owned(), given(by_id)));
+            fields.push((refs.to_owned(), given(by_ref)));
         }
         Self::new(type_name, fields)
     }

@@ -2,7 +2,8 @@
 //!
 //! The *committed* set is what the last write said (what `/_sim/state` shows and what the next
 //! write is judged against); the *visible* set is what queries show, and it trails the committed
-//! set by the delay. One generic home for the queue between them, used by training memberships.
+//! set by the delay. One generic home for the queue between them, used by group and training
+//! memberships.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};

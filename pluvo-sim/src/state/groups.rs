@@ -2,31 +2,25 @@
 //!
 //! Memberships have two faces. The *committed* set is what the last write said and what
 //! `/_sim/state` shows; the *visible* set is what queries show, and it trails the committed set
-//! by the membership delay, like Pluvo's asynchronous group processing. This room owns both sets
-//! and the queue of changes between them, so the delay logic has one home.
+//! by the membership delay, like Pluvo's asynchronous group processing. Both sets and the queue
+//! between them are a [`DelayedSet`], shared with training memberships so the delay logic has
+//! one home; this room holds the group rules around it.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::delayed::DelayedSet;
 use super::{ApiError, Selector, State, parse_uuid};
-
-#[derive(Debug, Clone)]
-pub(super) struct PendingChange {
-    effective_at: Instant,
-    user: usize,
-    present: bool,
-}
 
 #[derive(Debug, Clone)]
 pub struct GroupRec {
     pub id: Uuid,
     pub ref_: Option<String>,
     pub name: String,
-    pub members: BTreeSet<usize>,
-    pub visible: BTreeSet<usize>,
-    pub(super) pending: VecDeque<PendingChange>,
+    /// Participants: committed at once, visible to reads after the membership delay.
+    pub members: DelayedSet<usize>,
     pub managers: BTreeSet<usize>,
 }
 
@@ -69,15 +63,7 @@ impl State {
     /// Applies group membership changes whose delay has passed.
     pub(super) fn settle_groups(&mut self, now: Instant) {
         for group in &mut self.groups {
-            while group.pending.front().is_some_and(|p| p.effective_at <= now) {
-                if let Some(change) = group.pending.pop_front() {
-                    if change.present {
-                        group.visible.insert(change.user);
-                    } else {
-                        group.visible.remove(&change.user);
-                    }
-                }
-            }
+            group.members.settle(now);
         }
     }
 
@@ -108,7 +94,7 @@ impl State {
     /// Groups whose visible members include `user`.
     pub fn visible_groups_of(&self, user: usize) -> Vec<usize> {
         (0..self.groups.len())
-            .filter(|&g| self.groups[g].visible.contains(&user))
+            .filter(|&g| self.groups[g].members.visible().contains(&user))
             .collect()
     }
 
@@ -144,42 +130,19 @@ impl State {
         now: Instant,
         delay: Duration,
     ) -> Result<MembershipOutcome, ApiError> {
-        let g = self.group_by_selector(group)?.ok_or_else(|| {
-            let (what, value) = match group {
-                Selector::Id(v) => ("id", v),
-                Selector::Ref(v) => ("ref", v),
-            };
-            ApiError::not_found(format!("no group with {what} `{value}`"))
-        })?;
+        let g = self
+            .group_by_selector(group)?
+            .ok_or_else(|| ApiError::not_found(format!("no group with {}", group.describe())))?;
         let mut outcome = MembershipOutcome::default();
         for key in users {
             let Some(user) = self.user_of_key(key) else {
                 outcome.failed.push(key.as_given().to_owned());
                 continue;
             };
-            let group = &mut self.groups[g];
-            let changed = if add {
-                group.members.insert(user)
+            if self.groups[g].members.change(user, add, now, delay) {
+                outcome.changed.push(key.as_given().to_owned());
             } else {
-                group.members.remove(&user)
-            };
-            if !changed {
                 outcome.unchanged.push(key.as_given().to_owned());
-                continue;
-            }
-            outcome.changed.push(key.as_given().to_owned());
-            if delay.is_zero() {
-                if add {
-                    group.visible.insert(user);
-                } else {
-                    group.visible.remove(&user);
-                }
-            } else {
-                group.pending.push_back(PendingChange {
-                    effective_at: now + delay,
-                    user,
-                    present: add,
-                });
             }
         }
         Ok(outcome)
@@ -225,11 +188,11 @@ mod tests {
         for (name, secs, visible) in cases {
             state.settle(t0 + Duration::from_secs(secs));
             let expected: BTreeSet<usize> = visible.into_iter().collect();
-            assert_eq!(state.groups[0].visible, expected, "case {name}");
+            assert_eq!(state.groups[0].members.visible(), &expected, "case {name}");
         }
         assert_eq!(
-            state.groups[0].members,
-            BTreeSet::from([1]),
+            state.groups[0].members.committed(),
+            &BTreeSet::from([1]),
             "committed at once"
         );
     }

@@ -23,7 +23,7 @@ mod seeding;
 mod trainings;
 mod users;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use rand::{RngCore, SeedableRng, rngs::StdRng};
@@ -262,9 +262,7 @@ impl State {
                 id,
                 ref_: group.ref_.clone(),
                 name: group.name.clone(),
-                members: BTreeSet::new(),
-                visible: BTreeSet::new(),
-                pending: VecDeque::new(),
+                members: delayed::DelayedSet::default(),
                 managers: BTreeSet::new(),
             });
         }
@@ -346,8 +344,7 @@ impl State {
                 if managers {
                     group.managers.insert(idx);
                 } else {
-                    group.members.insert(idx);
-                    group.visible.insert(idx);
+                    group.members.insert_now(idx);
                 }
             }
         }

@@ -141,7 +141,7 @@ impl State {
             users.as_ref().is_none_or(|us| us.contains(&row.user))
                 && groups.as_ref().is_none_or(|gs| {
                     gs.iter()
-                        .any(|&g| self.groups[g].visible.contains(&row.user))
+                        .any(|&g| self.groups[g].members.visible().contains(&row.user))
                 })
                 && from.is_none_or(|from| row.completion_date.is_some_and(|d| d >= from))
                 && to.is_none_or(|to| row.completion_date.is_some_and(|d| d <= to))

@@ -258,7 +258,7 @@ impl State {
         let via_group = self.trainings[t]
             .groups
             .iter()
-            .any(|&g| self.groups[g].visible.contains(&user));
+            .any(|&g| self.groups[g].members.visible().contains(&user));
         via_group
             || self.offer_events.iter().any(|event| {
                 event.training == Some(t)
@@ -397,7 +397,7 @@ mod tests {
         let mut state = tenant();
         let t = training(&mut state);
         state.trainings[t].groups.insert(0);
-        state.groups[0].visible.insert(0); // E1 in the linked group
+        state.groups[0].members.insert_now(0); // E1 in the linked group
         let now = Instant::now();
         let sel = Selector::Ref("t".into());
         let e1 = UserKey::Ref("E1".into());

@@ -130,9 +130,10 @@ impl State {
                         .roles
                         .as_ref()
                         .is_none_or(|roles| roles.iter().any(|r| u.roles.contains(r)))
-                    && groups
-                        .as_ref()
-                        .is_none_or(|gs| gs.iter().any(|&g| self.groups[g].visible.contains(&i)))
+                    && groups.as_ref().is_none_or(|gs| {
+                        gs.iter()
+                            .any(|&g| self.groups[g].members.visible().contains(&i))
+                    })
                     && gt.is_none_or(|gt| u.last_login.is_some_and(|l| l > gt))
                     && lt.is_none_or(|lt| u.last_login.is_some_and(|l| l < lt))
             })
