@@ -1,8 +1,8 @@
 //! The tenant a simulator starts with.
 //!
 //! Pluvo tenants are never empty: admins define groups and extra categories (the API cannot
-//! create either), and a tenant that adopts a sync usually already has people, some without a
-//! `ref`. A [`Seed`] describes that starting point in TOML (see `config/sim-seed.toml`); the
+//! create either), a tenant that adopts a sync usually already has people, some without a
+//! `ref`, and trainings and offer events with people in them. A [`Seed`] describes that starting point in TOML (see `config/sim-seed.toml`); the
 //! same shape, as JSON, is what `POST /_sim/users` takes to add people later.
 
 use std::collections::BTreeMap;
