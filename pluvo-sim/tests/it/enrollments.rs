@@ -136,6 +136,20 @@ async fn enrolling_again_returns_the_existing_enrollment_and_never_duplicates() 
         )
         .await;
     assert_eq!(bad.status(), 422, "E2 is not enrolled");
+
+    // A reset returns the learning side to the seed too.
+    t.data(
+        "mutation { addUsersToTraining(trainingRef: \"intro\", userRefs: [\"E2\"], sendInvites: false) { addedRefs } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        t.admin_post("/_sim/reset", &json!(null)).await.status(),
+        204
+    );
+    let state = t.sim.state();
+    assert!(state.offer_event("day").unwrap().enrollments.is_empty());
+    assert!(state.training("intro").unwrap().roles.is_empty());
 }
 
 #[tokio::test]
