@@ -274,7 +274,16 @@ mod tests {
         ] {
             assert!(kinds.contains(&kind), "{kind:?} missing from example seed");
         }
-        State::from_seed(&seed).expect("example seed applies");
+        let state = State::from_seed(&seed).expect("example seed applies");
+        let linked = state.trainings.iter().find(|t| !t.groups.is_empty());
+        assert!(linked.is_some(), "a training linked to a group");
+        assert!(
+            state
+                .offer_events
+                .iter()
+                .any(|e| e.max_subscriptions.is_some())
+        );
+        assert!(!state.certificates.is_empty());
     }
 
     #[test]
@@ -308,6 +317,41 @@ mod tests {
             (
                 "choice without options",
                 "[[categories]]\nref = \"x\"\ntitle = \"X\"\ntype = \"CHOICE\"\n",
+            ),
+            (
+                "training linked to an unknown group",
+                "[[trainings]]\nref = \"t\"\ntitle = \"T\"\ngroups = [\"nope\"]\n",
+            ),
+            (
+                "training role for an unknown person",
+                "[[trainings]]\nref = \"t\"\ntitle = \"T\"\ntrainers = [\"E404\"]\n",
+            ),
+            (
+                "duplicate training ref",
+                "[[trainings]]\nref = \"t\"\ntitle = \"T\"\n[[trainings]]\nref = \"t\"\ntitle = \"U\"\n",
+            ),
+            (
+                "event of an unknown training",
+                "[[offer_events]]\nref = \"e\"\ntitle = \"E\"\ntraining = \"nope\"\n",
+            ),
+            (
+                "duplicate event ref",
+                "[[offer_events]]\nref = \"e\"\ntitle = \"E\"\n[[offer_events]]\nref = \"e\"\ntitle = \"F\"\n",
+            ),
+            (
+                "unknown person enrolled",
+                "[[offer_events]]\nref = \"e\"\ntitle = \"E\"\nenrolled = [\"E404\"]\n",
+            ),
+            (
+                "progress of someone outside the training",
+                "[[users]]\nref = \"E1\"\nemail = \"a@example.com\"\nname = \"A\"\n\
+                 [[trainings]]\nref = \"t\"\ntitle = \"T\"\n\
+                 [[progress]]\ntraining = \"t\"\nuser = \"E1\"\nprogress = 10.0\n",
+            ),
+            (
+                "certificate with a bad date",
+                "[[users]]\nref = \"E1\"\nemail = \"a@example.com\"\nname = \"A\"\n\
+                 [[certificates]]\nuser = \"E1\"\ntitle = \"C\"\ncompletion_date = \"1 May\"\n",
             ),
         ];
         for (name, text) in applied {
