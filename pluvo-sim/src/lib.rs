@@ -23,7 +23,7 @@ pub mod stats;
 pub mod style;
 pub mod view;
 
-pub use config::{AuthErrorMode, Faults, SimConfig};
+pub use config::{AuthErrorMode, Faults, ResultForms, SimConfig};
 pub use graphql::SDL;
 pub use seed::{
     CategoryType, Seed, SeedCategory, SeedCertificate, SeedError, SeedGroup, SeedOfferEvent,

@@ -35,6 +35,7 @@ use apollo_compiler::response::{ExecutionResponse, GraphQLError, JsonMap};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Schema};
 
+use crate::config::ResultForms;
 use crate::state::{ApiError, ErrorCode, ReportRow, State};
 use crate::style::ErrorStyle;
 
@@ -56,6 +57,15 @@ pub struct Executed {
     pub enrollment_mails: u64,
 }
 
+/// The clock and the knobs that shape how one document runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    pub now: Instant,
+    /// How long membership changes take to show in reads.
+    pub membership_delay: Duration,
+    pub result_forms: ResultForms,
+}
+
 /// Executes `doc` against the tenant. `Err` is a request error (e.g. a variable of the wrong
 /// type): nothing ran and the response has no `data`.
 pub fn execute(
@@ -64,9 +74,13 @@ pub fn execute(
     operation_name: Option<&str>,
     variables: &JsonMap,
     state: &mut State,
-    now: Instant,
-    membership_delay: Duration,
+    options: ExecOptions,
 ) -> Result<Executed, Vec<GraphQLError>> {
+    let ExecOptions {
+        now,
+        membership_delay,
+        result_forms,
+    } = options;
     let operation = doc
         .operations
         .get(operation_name)
@@ -79,6 +93,7 @@ pub fn execute(
         state: RefCell::new(std::mem::take(state)),
         now,
         delay: membership_delay,
+        result_forms,
         fields: RefCell::new(Vec::new()),
         counts: Counts::default(),
         report_rows: RefCell::new(Vec::new()),
@@ -119,6 +134,7 @@ struct Ctx {
     state: RefCell<State>,
     now: Instant,
     delay: Duration,
+    result_forms: ResultForms,
     fields: RefCell<Vec<String>>,
     counts: Counts,
     /// Rows computed by `portfolioReport` fields, addressed by position (see [`reports`]).

@@ -13,7 +13,8 @@ use super::groups::{GroupObj, Lists};
 use super::paging::{Connection, Kind};
 use super::users::UserObj;
 use super::{Ctx, Resolved, bump, objects, opt_leaf};
-use crate::state::{ApiError, TrainingFilter, TrainingInput, TrainingRole, UserKey};
+use crate::config::ResultForms;
+use crate::state::{ApiError, State, TrainingFilter, TrainingInput, TrainingRole, UserKey};
 
 /// `training(id | ref)`.
 pub(super) fn training<'a>(ctx: &'a Ctx, args: &JsonMap) -> Result<ResolvedValue<'a>, ApiError> {
@@ -129,21 +130,42 @@ pub(super) fn change_membership<'a>(
             ],
         )
     };
-    Ok(ResolvedValue::object(Lists::by_form(type_name, lists)))
+    Ok(ResolvedValue::object(Lists::by_form(
+        type_name,
+        lists,
+        ctx.result_forms,
+        &state,
+    )))
 }
 
 impl Lists {
-    /// Splits each result list by how its people were named: those named by id go to the
-    /// first field of the pair, those named by ref to the second.
-    fn by_form(type_name: &'static str, lists: Vec<([&str; 2], Vec<UserKey>)>) -> Self {
+    /// Splits each result list into its pair of fields (`addedIds`, `addedRefs`), by how each
+    /// person was named or, under [`ResultForms::Both`], into both for every known person.
+    fn by_form(
+        type_name: &'static str,
+        lists: Vec<([&str; 2], Vec<UserKey>)>,
+        forms: ResultForms,
+        state: &State,
+    ) -> Self {
         let mut fields = Vec::new();
-        for ([ids, refs], keys) in lists {
-            let (by_id, by_ref): (Vec<&UserKey>, Vec<&UserKey>) =
-                keys.iter().partition(|k| matches!(k, UserKey::Id(_)));
-            let given =
-                |keys: Vec<&UserKey>| keys.iter().map(|k| k.as_given().to_owned()).collect();
-            fields.push((ids.to_owned(), given(by_id)));
-            fields.push((refs.to_owned(), given(by_ref)));
+        for ([ids_field, refs_field], keys) in lists {
+            let (mut ids, mut refs) = (Vec::new(), Vec::new());
+            for key in &keys {
+                let known = match forms {
+                    ResultForms::Given => None,
+                    ResultForms::Both => state.user_of_key(key).map(|u| &state.users[u]),
+                };
+                match (known, key) {
+                    (Some(user), _) => {
+                        ids.push(user.id.to_string());
+                        refs.extend(user.ref_.clone());
+                    }
+                    (None, UserKey::Id(id)) => ids.push(id.clone()),
+                    (None, other) => refs.push(other.as_given().to_owned()),
+                }
+            }
+            fields.push((ids_field.to_owned(), ids));
+            fields.push((refs_field.to_owned(), refs));
         }
         Self::new(type_name, fields)
     }

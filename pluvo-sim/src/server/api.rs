@@ -180,8 +180,11 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
             operation,
             &variables,
             &mut state,
-            Instant::now(),
-            delay,
+            graphql::ExecOptions {
+                now: Instant::now(),
+                membership_delay: delay,
+                result_forms: knobs.result_forms,
+            },
         )
     };
     let mut executed = match executed {

@@ -368,3 +368,42 @@ async fn training_errors_are_worded_in_every_error_style() {
         );
     }
 }
+
+#[tokio::test]
+async fn under_result_forms_both_every_known_person_is_reported_by_id_and_by_ref() {
+    let t = TestSim::with(Faults {
+        result_forms: pluvo_sim::ResultForms::Both,
+        ..Faults::default()
+    })
+    .await;
+    let e2 = with_people(&t).await;
+    let e1 = t.sim.state().user("E1").unwrap().id.clone();
+    t.data(
+        "mutation { addUsersToGroup(groupRef: \"dept-engineering\", userRefs: [\"E1\"]) { addedIds } }",
+        json!({}),
+    )
+    .await;
+    let data = t
+        .data(
+            ADD,
+            json!({ "t": "onboarding", "refs": ["E1", "E404"], "ids": [e2] }),
+        )
+        .await;
+    assert_eq!(
+        data["addUsersToTraining"],
+        json!({ "addedIds": [e2, e1], "addedRefs": ["E2", "E1"], "alreadyAddedIds": [],
+                "alreadyAddedRefs": [], "failedIds": [], "failedRefs": ["E404"] })
+    );
+    let data = t
+        .data(REMOVE, json!({ "t": "safety-2024", "refs": ["E1"] }))
+        .await;
+    assert_eq!(
+        (
+            data["removeUsersFromTraining"]["idsLinkedViaObject"].clone(),
+            data["removeUsersFromTraining"]["refsLinkedViaObject"].clone()
+        ),
+        (json!([e1]), json!(["E1"]))
+    );
+    let knobs: Value = t.admin_get("/_sim/faults").await;
+    assert_eq!(knobs["result_forms"], "both");
+}
