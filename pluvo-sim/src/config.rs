@@ -26,6 +26,21 @@ pub enum AuthErrorMode {
     Mixed,
 }
 
+/// How `addUsersToTraining` / `removeUsersFromTraining` name people in their result lists.
+///
+/// The contract says results come "in both Ids and Refs forms" but not whether each person
+/// shows in the form they were named in or in both, so a client must work with either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultForms {
+    /// Each person in the list of the form they were named in (`addedRefs` for a ref).
+    #[default]
+    Given,
+    /// Each known person in both lists: their id in `addedIds`, their ref (if any) in
+    /// `addedRefs`. People who failed stay in the form they were named in.
+    Both,
+}
+
 /// Everything needed to start a simulator: what is fixed for its lifetime, and the [`Faults`]
 /// it starts with.
 #[derive(Debug, Clone)]
@@ -103,6 +118,10 @@ pub struct Faults {
     #[arg(long, value_enum, default_value_t = Faults::default().error_style)]
     #[serde(default)]
     pub error_style: ErrorStyle,
+    /// How bulk training results name people: as they were named, or by id and ref both.
+    #[arg(long, value_enum, default_value_t = Faults::default().result_forms)]
+    #[serde(default)]
+    pub result_forms: ResultForms,
     /// Probability of a 500/502/503 answer before execution.
     #[arg(long, default_value_t = Faults::default().fault_5xx)]
     pub fault_5xx: f64,
@@ -132,6 +151,7 @@ impl Default for Faults {
             token_ttl: 86_400,
             auth_error: AuthErrorMode::Http401,
             error_style: ErrorStyle::Sim,
+            result_forms: ResultForms::Given,
             fault_5xx: 0.0,
             fault_reset: 0.0,
             fault_after_commit: 0.0,

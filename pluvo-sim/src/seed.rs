@@ -1,8 +1,8 @@
 //! The tenant a simulator starts with.
 //!
 //! Pluvo tenants are never empty: admins define groups and extra categories (the API cannot
-//! create either), and a tenant that adopts a sync usually already has people, some without a
-//! `ref`. A [`Seed`] describes that starting point in TOML (see `config/sim-seed.toml`); the
+//! create either), a tenant that adopts a sync usually already has people, some without a
+//! `ref`, and trainings and offer events with people in them. A [`Seed`] describes that starting point in TOML (see `config/sim-seed.toml`); the
 //! same shape, as JSON, is what `POST /_sim/users` takes to add people later.
 
 use std::collections::BTreeMap;
@@ -34,6 +34,96 @@ pub struct Seed {
     pub categories: Vec<SeedCategory>,
     #[serde(default)]
     pub users: Vec<SeedUser>,
+    #[serde(default)]
+    pub trainings: Vec<SeedTraining>,
+    #[serde(default)]
+    pub offer_events: Vec<SeedOfferEvent>,
+    /// Progress of participants, for `portfolioReport`.
+    #[serde(default)]
+    pub progress: Vec<SeedProgress>,
+    #[serde(default)]
+    pub certificates: Vec<SeedCertificate>,
+}
+
+/// A training an admin created. People are named by ref, or by email for people without one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedTraining {
+    #[serde(rename = "ref")]
+    pub ref_: Option<String>,
+    pub title: String,
+    /// `isActive`; a retired training is inactive.
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default)]
+    pub archived: bool,
+    /// Refs of linked groups: their members reach the training as participants "via object".
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Direct roles, by user ref (or email).
+    #[serde(default)]
+    pub participants: Vec<String>,
+    #[serde(default)]
+    pub trainers: Vec<String>,
+    #[serde(default)]
+    pub mentors: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A dated moment of an offer that people enroll in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedOfferEvent {
+    #[serde(rename = "ref")]
+    pub ref_: Option<String>,
+    pub title: String,
+    /// Seats; people enrolled past it are `WAITLISTED`. No limit when absent.
+    #[serde(default)]
+    pub max_subscriptions: Option<u32>,
+    /// Ref of the training the event belongs to: enrolled people reach it "via object".
+    #[serde(default)]
+    pub training: Option<String>,
+    /// People already enrolled, by user ref (or email), in order.
+    #[serde(default)]
+    pub enrolled: Vec<String>,
+}
+
+/// Someone's progress in a training (also the body of `POST /_sim/progress`, as a JSON array).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedProgress {
+    /// Training ref.
+    pub training: String,
+    /// User ref (or email).
+    pub user: String,
+    /// 0 to 100.
+    pub progress: f64,
+    #[serde(default)]
+    pub score: Option<f64>,
+    /// `YYYY-MM-DD`.
+    #[serde(default)]
+    pub completion_date: Option<String>,
+    #[serde(default)]
+    pub time_spent_seconds: Option<u64>,
+}
+
+/// A certificate awarded to someone (also the body of `POST /_sim/certificates`, as an array).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedCertificate {
+    /// User ref (or email).
+    pub user: String,
+    pub title: String,
+    /// `YYYY-MM-DD`.
+    pub completion_date: String,
+    /// `YYYY-MM-DD`; reported as the row's `endDate`.
+    #[serde(default)]
+    pub expiry_date: Option<String>,
+    #[serde(default)]
+    pub score: Option<f64>,
 }
 
 /// A group an admin created; memberships are set on [`SeedUser::groups`].
@@ -111,6 +201,29 @@ pub struct SeedUser {
     pub categories: BTreeMap<String, serde_json::Value>,
 }
 
+/// Body item of `POST /_sim/last-login`: sets when someone last logged in (`null`: never).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLastLogin {
+    /// User ref (or email).
+    pub user: String,
+    /// RFC 3339 (or a bare date); `null` for someone who never logged in.
+    pub last_login: Option<String>,
+}
+
+/// Body item of `POST /_sim/enrollments`: changes the status of someone's enrollment, as an
+/// admin or the person would in Pluvo's interface (e.g. `CANCELLED`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetEnrollmentStatus {
+    /// Offer event ref.
+    pub offer_event: String,
+    /// User ref (or email).
+    pub user: String,
+    /// `ENROLLED`, `WAITLISTED`, `CANCELLED` or `DECLINED`.
+    pub status: String,
+}
+
 impl Seed {
     pub fn from_toml_str(text: &str) -> Result<Self, SeedError> {
         Ok(toml::from_str(text)?)
@@ -161,7 +274,16 @@ mod tests {
         ] {
             assert!(kinds.contains(&kind), "{kind:?} missing from example seed");
         }
-        State::from_seed(&seed).expect("example seed applies");
+        let state = State::from_seed(&seed).expect("example seed applies");
+        let linked = state.trainings.iter().find(|t| !t.groups.is_empty());
+        assert!(linked.is_some(), "a training linked to a group");
+        assert!(
+            state
+                .offer_events
+                .iter()
+                .any(|e| e.max_subscriptions.is_some())
+        );
+        assert!(!state.certificates.is_empty());
     }
 
     #[test]
@@ -195,6 +317,41 @@ mod tests {
             (
                 "choice without options",
                 "[[categories]]\nref = \"x\"\ntitle = \"X\"\ntype = \"CHOICE\"\n",
+            ),
+            (
+                "training linked to an unknown group",
+                "[[trainings]]\nref = \"t\"\ntitle = \"T\"\ngroups = [\"nope\"]\n",
+            ),
+            (
+                "training role for an unknown person",
+                "[[trainings]]\nref = \"t\"\ntitle = \"T\"\ntrainers = [\"E404\"]\n",
+            ),
+            (
+                "duplicate training ref",
+                "[[trainings]]\nref = \"t\"\ntitle = \"T\"\n[[trainings]]\nref = \"t\"\ntitle = \"U\"\n",
+            ),
+            (
+                "event of an unknown training",
+                "[[offer_events]]\nref = \"e\"\ntitle = \"E\"\ntraining = \"nope\"\n",
+            ),
+            (
+                "duplicate event ref",
+                "[[offer_events]]\nref = \"e\"\ntitle = \"E\"\n[[offer_events]]\nref = \"e\"\ntitle = \"F\"\n",
+            ),
+            (
+                "unknown person enrolled",
+                "[[offer_events]]\nref = \"e\"\ntitle = \"E\"\nenrolled = [\"E404\"]\n",
+            ),
+            (
+                "progress of someone outside the training",
+                "[[users]]\nref = \"E1\"\nemail = \"a@example.com\"\nname = \"A\"\n\
+                 [[trainings]]\nref = \"t\"\ntitle = \"T\"\n\
+                 [[progress]]\ntraining = \"t\"\nuser = \"E1\"\nprogress = 10.0\n",
+            ),
+            (
+                "certificate with a bad date",
+                "[[users]]\nref = \"E1\"\nemail = \"a@example.com\"\nname = \"A\"\n\
+                 [[certificates]]\nuser = \"E1\"\ntitle = \"C\"\ncompletion_date = \"1 May\"\n",
             ),
         ];
         for (name, text) in applied {

@@ -20,6 +20,14 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Users created with `sendInvite` true or omitted.
     pub invitations: u64,
+    /// People added to a training by `addUsersToTraining` with `sendInvites` true or omitted
+    /// (Pluvo's default): each would have received an invitation. A sync keeps this at 0.
+    #[serde(default)]
+    pub training_invitations: u64,
+    /// Enrollments created (or revived) by `createOfferEventEnrollments` with `sendMail` true or
+    /// omitted (Pluvo's default): each would have sent a mail. A sync keeps this at 0.
+    #[serde(default)]
+    pub enrollment_mails: u64,
     /// Most API requests being handled at the same time.
     pub max_in_flight: u64,
     /// Injected faults by kind: `5xx`, `reset`, `slow`, `after_commit`.

@@ -15,7 +15,8 @@ use crate::state::ErrorCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorStyle {
-    /// This simulator's own codes: `EMAIL_TAKEN`, `INVALID_EMAIL`, `NOT_FOUND`, … and
+    /// This simulator's own codes: `EMAIL_TAKEN`, `TRAINING_REF_TAKEN`, `INVALID_EMAIL`,
+    /// `NOT_FOUND`, … and
     /// `AuthenticationError`.
     #[default]
     Sim,
@@ -44,6 +45,10 @@ impl ErrorStyle {
                     "User with this Ref already exists.".to_owned(),
                     Some(json!({"code": "Conflict", "field": "ref"})),
                 ),
+                ErrorCode::TrainingRefTaken => (
+                    "Training with this Ref already exists.".to_owned(),
+                    Some(json!({"code": "Conflict", "field": "ref"})),
+                ),
                 ErrorCode::InvalidEmail => (
                     "Enter a valid email address.".to_owned(),
                     Some(json!({"code": "ValidationError", "field": "email"})),
@@ -60,6 +65,10 @@ impl ErrorStyle {
                 ),
                 ErrorCode::RefTaken => (
                     "This ref is already in use by another account.".to_owned(),
+                    Some(json!({"code": "BAD_USER_INPUT"})),
+                ),
+                ErrorCode::TrainingRefTaken => (
+                    "This ref is already in use by another training.".to_owned(),
                     Some(json!({"code": "BAD_USER_INPUT"})),
                 ),
                 ErrorCode::InvalidEmail => (

@@ -14,6 +14,46 @@ use crate::state::State;
 pub struct StateView {
     /// Users with a ref first, ordered by ref; then users without one, ordered by email.
     pub users: Vec<UserView>,
+    /// In creation order.
+    #[serde(default)]
+    pub trainings: Vec<TrainingView>,
+    /// In creation order.
+    #[serde(default)]
+    pub offer_events: Vec<OfferEventView>,
+}
+
+/// A training with its committed direct roles (queries may not show them yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingView {
+    pub id: String,
+    #[serde(rename = "ref")]
+    pub ref_: Option<String>,
+    pub title: String,
+    pub is_active: bool,
+    pub archived: bool,
+    /// Refs of linked groups, sorted: their members reach the training via object.
+    pub groups: Vec<String>,
+    /// Role (`PARTICIPANT`, `TRAINER`, `MENTOR`) to the people holding it directly (ref, or
+    /// email for people without one), sorted; roles nobody holds are left out.
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferEventView {
+    pub id: String,
+    #[serde(rename = "ref")]
+    pub ref_: Option<String>,
+    pub title: String,
+    pub max_subscriptions: Option<u32>,
+    /// In enrollment order.
+    pub enrollments: Vec<EnrollmentView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollmentView {
+    /// Ref, or email for people without one.
+    pub user: String,
+    pub status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,7 +82,7 @@ impl StateView {
             .enumerate()
             .map(|(idx, u)| {
                 let mut groups: Vec<String> = (0..state.groups.len())
-                    .filter(|&g| state.groups[g].members.contains(&idx))
+                    .filter(|&g| state.groups[g].members.committed().contains(&idx))
                     .map(|g| state.group_key(g))
                     .collect();
                 groups.sort();
@@ -70,7 +110,71 @@ impl StateView {
                 b.email.to_lowercase(),
             ))
         });
-        Self { users }
+        let person = |u: usize| {
+            let user = &state.users[u];
+            user.ref_.clone().unwrap_or_else(|| user.email.clone())
+        };
+        let trainings = state
+            .trainings
+            .iter()
+            .map(|t| {
+                let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for &(u, role) in t.members.committed() {
+                    roles
+                        .entry(role.as_str().to_owned())
+                        .or_default()
+                        .push(person(u));
+                }
+                roles.values_mut().for_each(|people| people.sort());
+                let mut groups: Vec<String> =
+                    t.groups.iter().map(|&g| state.group_key(g)).collect();
+                groups.sort();
+                TrainingView {
+                    id: t.id.to_string(),
+                    ref_: t.ref_.clone(),
+                    title: t.title.clone(),
+                    is_active: t.is_active,
+                    archived: t.archived,
+                    groups,
+                    roles,
+                }
+            })
+            .collect();
+        let offer_events = state
+            .offer_events
+            .iter()
+            .map(|e| OfferEventView {
+                id: e.id.to_string(),
+                ref_: e.ref_.clone(),
+                title: e.title.clone(),
+                max_subscriptions: e.max_subscriptions,
+                enrollments: e
+                    .enrollments
+                    .iter()
+                    .map(|en| EnrollmentView {
+                        user: person(en.user),
+                        status: en.status.as_str().to_owned(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self {
+            users,
+            trainings,
+            offer_events,
+        }
+    }
+
+    /// The training with this ref, if any.
+    pub fn training(&self, r: &str) -> Option<&TrainingView> {
+        self.trainings.iter().find(|t| t.ref_.as_deref() == Some(r))
+    }
+
+    /// The offer event with this ref, if any.
+    pub fn offer_event(&self, r: &str) -> Option<&OfferEventView> {
+        self.offer_events
+            .iter()
+            .find(|e| e.ref_.as_deref() == Some(r))
     }
 
     /// The user with this ref, if any: the common lookup in tests.

@@ -6,7 +6,7 @@
 
 use apollo_compiler::response::{JsonMap, JsonValue};
 
-use crate::state::{ApiError, GroupSelector, UserInput, UserSelector, ValueInput, exactly_one};
+use crate::state::{ApiError, Selector, UserInput, UserKey, UserSelector, ValueInput, exactly_one};
 
 pub(super) fn arg_str(args: &JsonMap, name: &str) -> Option<String> {
     args.get(name)
@@ -29,6 +29,19 @@ pub(super) fn arg_strs(args: &JsonMap, name: &str) -> Option<Vec<String>> {
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect()
     })
+}
+
+/// The people a bulk call names: `userIds`, then `userRefs`, each as given.
+pub(super) fn user_keys(args: &JsonMap) -> Vec<UserKey> {
+    let ids = arg_strs(args, "userIds")
+        .unwrap_or_default()
+        .into_iter()
+        .map(UserKey::Id);
+    let refs = arg_strs(args, "userRefs")
+        .unwrap_or_default()
+        .into_iter()
+        .map(UserKey::Ref);
+    ids.chain(refs).collect()
 }
 
 pub(super) fn user_input(args: &JsonMap) -> UserInput {
@@ -82,11 +95,11 @@ pub(super) fn user_selector(args: &JsonMap, id: &str) -> Result<UserSelector, Ap
     )
 }
 
-pub(super) fn group_selector(args: &JsonMap, id: &str, r: &str) -> Result<GroupSelector, ApiError> {
+pub(super) fn selector(args: &JsonMap, id: &str, r: &str) -> Result<Selector, ApiError> {
     Ok(
         match exactly_one(arg_str(args, id), arg_str(args, r), (id, r))? {
-            Ok(id) => GroupSelector::Id(id),
-            Err(r) => GroupSelector::Ref(r),
+            Ok(id) => Selector::Id(id),
+            Err(r) => Selector::Ref(r),
         },
     )
 }

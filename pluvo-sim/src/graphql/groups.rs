@@ -7,16 +7,16 @@
 use apollo_compiler::resolvers::{ObjectValue, ResolveInfo, ResolvedValue};
 use apollo_compiler::response::JsonMap;
 
-use super::args::{arg_str, arg_strs, group_selector};
+use super::args::{arg_str, selector, user_keys};
 use super::errors::field_error;
 use super::paging::{Connection, Kind};
 use super::{Ctx, Resolved, opt_leaf};
-use crate::state::{ApiError, UserKey};
+use crate::state::ApiError;
 
 /// `group(id | ref)`.
 pub(super) fn group<'a>(ctx: &'a Ctx, args: &JsonMap) -> Result<ResolvedValue<'a>, ApiError> {
     let state = ctx.state.borrow();
-    let found = state.group_by_selector(&group_selector(args, "id", "ref")?)?;
+    let found = state.group_by_selector(&selector(args, "id", "ref")?)?;
     Ok(ResolvedValue::nullable_object(
         found.map(|idx| GroupObj { ctx, idx }),
     ))
@@ -45,16 +45,8 @@ pub(super) fn change_membership<'a>(
     add: bool,
 ) -> Result<ResolvedValue<'a>, ApiError> {
     let mut state = ctx.state.borrow_mut();
-    let group = group_selector(args, "groupId", "groupRef")?;
-    let ids = arg_strs(args, "userIds")
-        .unwrap_or_default()
-        .into_iter()
-        .map(UserKey::Id);
-    let refs = arg_strs(args, "userRefs")
-        .unwrap_or_default()
-        .into_iter()
-        .map(UserKey::Ref);
-    let users: Vec<UserKey> = ids.chain(refs).collect();
+    let group = selector(args, "groupId", "groupRef")?;
+    let users = user_keys(args);
     let outcome = state.change_membership(&group, &users, add, ctx.now, ctx.delay)?;
     let keys = if add {
         ["addedIds", "alreadyAddedIds", "failedIds"]
@@ -67,16 +59,22 @@ pub(super) fn change_membership<'a>(
     } else {
         "RemoveUsersFromGroup"
     };
-    Ok(ResolvedValue::object(Lists {
+    Ok(ResolvedValue::object(Lists::new(
         type_name,
-        fields: keys.into_iter().zip(lists).collect(),
-    }))
+        keys.into_iter().map(str::to_owned).zip(lists).collect(),
+    )))
 }
 
-/// A payload of string lists (the group membership results).
-struct Lists {
+/// A payload of string lists (the group and training membership results).
+pub(super) struct Lists {
     type_name: &'static str,
-    fields: Vec<(&'static str, Vec<String>)>,
+    fields: Vec<(String, Vec<String>)>,
+}
+
+impl Lists {
+    pub(super) fn new(type_name: &'static str, fields: Vec<(String, Vec<String>)>) -> Self {
+        Self { type_name, fields }
+    }
 }
 
 impl ObjectValue for Lists {
@@ -116,12 +114,12 @@ impl ObjectValue for GroupObj<'_> {
             "id" => ResolvedValue::leaf(group.id.to_string()),
             "ref" => opt_leaf(group.ref_.clone()),
             "name" => ResolvedValue::leaf(group.name.as_str()),
-            "userCount" => {
-                ResolvedValue::leaf(i64::try_from(group.visible.len()).unwrap_or(i64::MAX))
-            }
+            "userCount" => ResolvedValue::leaf(
+                i64::try_from(group.members.visible().len()).unwrap_or(i64::MAX),
+            ),
             "users" | "managers" => {
                 let set = if info.field_name() == "users" {
-                    &group.visible
+                    group.members.visible()
                 } else {
                     &group.managers
                 };

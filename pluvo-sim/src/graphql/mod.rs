@@ -11,15 +11,19 @@
 //! the document cache), [`limits`] (introspection depth and query complexity), [`errors`] (error
 //! codes and their wording in the configured error style), [`args`] (argument coercion),
 //! [`paging`] (Relay connections and cursors), and one resolver room per area: [`users`],
-//! [`groups`], [`categories`]. A new area adds a resolver room and a few dispatch lines here.
+//! [`groups`], [`categories`], [`trainings`], [`events`] (offer events and enrollments) and
+//! [`reports`]. A new area adds a resolver room and a few dispatch lines here.
 
 mod args;
 mod categories;
 mod document;
 mod errors;
+mod events;
 mod groups;
 mod limits;
 mod paging;
+mod reports;
+mod trainings;
 mod users;
 
 use std::cell::{Cell, RefCell};
@@ -31,7 +35,8 @@ use apollo_compiler::response::{ExecutionResponse, GraphQLError, JsonMap};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Schema};
 
-use crate::state::{ApiError, ErrorCode, State};
+use crate::config::ResultForms;
+use crate::state::{ApiError, ErrorCode, ReportRow, State};
 use crate::style::ErrorStyle;
 
 pub use document::{DocCache, SDL, is_mutation, parse, schema};
@@ -44,7 +49,21 @@ pub struct Executed {
     pub response: ExecutionResponse,
     /// Root field names executed, in order.
     pub fields: Vec<String>,
+    /// Users created with `sendInvite` true or omitted.
     pub invitations: u64,
+    /// People added to a training with `sendInvites` true or omitted.
+    pub training_invitations: u64,
+    /// Enrollments created or revived with `sendMail` true or omitted.
+    pub enrollment_mails: u64,
+}
+
+/// The clock and the knobs that shape how one document runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    pub now: Instant,
+    /// How long membership changes take to show in reads.
+    pub membership_delay: Duration,
+    pub result_forms: ResultForms,
 }
 
 /// Executes `doc` against the tenant. `Err` is a request error (e.g. a variable of the wrong
@@ -55,9 +74,13 @@ pub fn execute(
     operation_name: Option<&str>,
     variables: &JsonMap,
     state: &mut State,
-    now: Instant,
-    membership_delay: Duration,
+    options: ExecOptions,
 ) -> Result<Executed, Vec<GraphQLError>> {
+    let ExecOptions {
+        now,
+        membership_delay,
+        result_forms,
+    } = options;
     let operation = doc
         .operations
         .get(operation_name)
@@ -70,8 +93,10 @@ pub fn execute(
         state: RefCell::new(std::mem::take(state)),
         now,
         delay: membership_delay,
+        result_forms,
         fields: RefCell::new(Vec::new()),
-        invitations: Cell::new(0),
+        counts: Counts::default(),
+        report_rows: RefCell::new(Vec::new()),
     };
     let root = Root {
         ctx: &ctx,
@@ -89,7 +114,9 @@ pub fn execute(
     Ok(Executed {
         response,
         fields: ctx.fields.into_inner(),
-        invitations: ctx.invitations.get(),
+        invitations: ctx.counts.invitations.get(),
+        training_invitations: ctx.counts.training_invitations.get(),
+        enrollment_mails: ctx.counts.enrollment_mails.get(),
     })
 }
 
@@ -101,13 +128,30 @@ impl Executed {
 }
 
 /// What every resolver of one document shares: the tenant (moved in for the document), the
-/// clock and delay for membership changes, and what the server counts.
+/// clock and delay for membership changes, what the server counts, and the rows of the
+/// document's reports.
 struct Ctx {
     state: RefCell<State>,
     now: Instant,
     delay: Duration,
+    result_forms: ResultForms,
     fields: RefCell<Vec<String>>,
+    counts: Counts,
+    /// Rows computed by `portfolioReport` fields, addressed by position (see [`reports`]).
+    report_rows: RefCell<Vec<ReportRow>>,
+}
+
+/// Messages the tenant would have sent people: what a sync must keep at zero.
+#[derive(Default)]
+struct Counts {
     invitations: Cell<u64>,
+    training_invitations: Cell<u64>,
+    enrollment_mails: Cell<u64>,
+}
+
+/// Adds `n` to a counter of [`Counts`].
+fn bump(counter: &Cell<u64>, n: u64) {
+    counter.set(counter.get().saturating_add(n));
 }
 
 type Resolved<'a> = Result<ResolvedValue<'a>, FieldError>;
@@ -154,6 +198,10 @@ impl<'c> Root<'c> {
             "group" => groups::group(ctx, args),
             "paginatedGroups" => groups::paginated_groups(ctx, args),
             "extraCategories" => categories::extra_categories(ctx, args),
+            "training" => trainings::training(ctx, args),
+            "paginatedTrainings" => trainings::paginated_trainings(ctx, args),
+            "offerEvent" => events::offer_event(ctx, args),
+            "portfolioReport" => reports::portfolio_report(ctx, args),
             other => Err(not_implemented(other)),
         }
     }
@@ -167,6 +215,13 @@ impl<'c> Root<'c> {
             name @ ("addUsersToGroup" | "removeUsersFromGroup") => {
                 groups::change_membership(ctx, args, name == "addUsersToGroup")
             }
+            name @ ("createTraining" | "updateTraining") => {
+                trainings::save_training(ctx, args, name == "createTraining")
+            }
+            name @ ("addUsersToTraining" | "removeUsersFromTraining") => {
+                trainings::change_membership(ctx, args, name == "addUsersToTraining")
+            }
+            "createOfferEventEnrollments" => events::create_enrollments(ctx, args),
             other => Err(not_implemented(other)),
         }
     }

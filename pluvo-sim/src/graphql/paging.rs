@@ -10,6 +10,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::args::{arg_int, arg_str};
 use super::groups::GroupObj;
+use super::reports::ReportItemObj;
+use super::trainings::TrainingObj;
 use super::users::UserObj;
 use super::{Ctx, Resolved, objects, opt_leaf};
 use crate::state::{ApiError, ErrorCode};
@@ -83,6 +85,12 @@ pub fn page(
 pub(super) enum Kind {
     User,
     Group,
+    /// `userData` of each node is about `user`.
+    Training {
+        user: Option<usize>,
+    },
+    /// Items are positions in the document's report row arena.
+    Report,
 }
 
 pub(super) struct Connection<'c> {
@@ -120,6 +128,8 @@ impl ObjectValue for Connection<'_> {
         match self.kind {
             Kind::User => "UserConnection",
             Kind::Group => "GroupConnection",
+            Kind::Training { .. } => "TrainingConnection",
+            Kind::Report => "PortfolioReportItemConnection",
         }
     }
 
@@ -151,6 +161,8 @@ impl ObjectValue for Edge<'_> {
         match self.kind {
             Kind::User => "UserEdge",
             Kind::Group => "GroupEdge",
+            Kind::Training { .. } => "TrainingEdge",
+            Kind::Report => "PortfolioReportItemEdge",
         }
     }
 
@@ -160,6 +172,10 @@ impl ObjectValue for Edge<'_> {
             ("cursor", _) => ResolvedValue::leaf(cursor(self.pos)),
             ("node", Kind::User) => ResolvedValue::object(UserObj { ctx, idx }),
             ("node", Kind::Group) => ResolvedValue::object(GroupObj { ctx, idx }),
+            ("node", Kind::Training { user }) => {
+                ResolvedValue::object(TrainingObj { ctx, idx, user })
+            }
+            ("node", Kind::Report) => ResolvedValue::object(ReportItemObj { ctx, idx }),
             _ => return Err(self.unknown_field_error(info)),
         })
     }

@@ -11,7 +11,7 @@ use super::args::{arg_bool, arg_str, arg_strs, user_input, user_selector};
 use super::categories::values_of;
 use super::groups::GroupObj;
 use super::paging::{Connection, Kind};
-use super::{Ctx, Resolved, objects, opt_leaf};
+use super::{Ctx, Resolved, bump, objects, opt_leaf};
 use crate::state::{ApiError, ErrorCode, UpsertSelector, UserFilter, exactly_one};
 
 /// `user(id | ref | email)`.
@@ -76,7 +76,7 @@ pub(super) fn update_or_create_user<'a>(
     };
     let (idx, created) = state.update_or_create_user(selector, user_input(args))?;
     if created && arg_bool(args, "sendInvite").unwrap_or(true) {
-        ctx.invitations.set(ctx.invitations.get() + 1);
+        bump(&ctx.counts.invitations, 1);
     }
     Ok(ResolvedValue::object(UserPayload {
         ctx,

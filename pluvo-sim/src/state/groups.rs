@@ -2,53 +2,53 @@
 //!
 //! Memberships have two faces. The *committed* set is what the last write said and what
 //! `/_sim/state` shows; the *visible* set is what queries show, and it trails the committed set
-//! by the membership delay, like Pluvo's asynchronous group processing. This room owns both sets
-//! and the queue of changes between them, so the delay logic has one home.
+//! by the membership delay, like Pluvo's asynchronous group processing. Both sets and the queue
+//! between them are a [`DelayedSet`], shared with training memberships so the delay logic has
+//! one home; this room holds the group rules around it.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{ApiError, State, parse_uuid};
-
-#[derive(Debug, Clone)]
-pub(super) struct PendingChange {
-    effective_at: Instant,
-    user: usize,
-    present: bool,
-}
+use super::delayed::DelayedSet;
+use super::{ApiError, Selector, State, parse_uuid};
 
 #[derive(Debug, Clone)]
 pub struct GroupRec {
     pub id: Uuid,
     pub ref_: Option<String>,
     pub name: String,
-    pub members: BTreeSet<usize>,
-    pub visible: BTreeSet<usize>,
-    pub(super) pending: VecDeque<PendingChange>,
+    /// Participants: committed at once, visible to reads after the membership delay.
+    pub members: DelayedSet<usize>,
     pub managers: BTreeSet<usize>,
 }
 
-/// A user named in `addUsersToGroup`, reported back exactly as given.
+/// A user named in a bulk call (`addUsersToGroup`, ...), reported back exactly as given; the
+/// admin API may also name people without a ref by email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserKey {
     Id(String),
     Ref(String),
+    Email(String),
 }
 
 impl UserKey {
     pub fn as_given(&self) -> &str {
         match self {
-            Self::Id(s) | Self::Ref(s) => s,
+            Self::Id(s) | Self::Ref(s) | Self::Email(s) => s,
         }
     }
-}
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupSelector {
-    Id(String),
-    Ref(String),
+    /// A person named in the seed or the admin API: by ref, or by email when it has an `@`
+    /// (people created by hand have no ref).
+    pub fn admin(text: &str) -> Self {
+        if text.contains('@') {
+            Self::Email(text.to_owned())
+        } else {
+            Self::Ref(text.to_owned())
+        }
+    }
 }
 
 /// Result of `addUsersToGroup` / `removeUsersFromGroup`, identifiers as passed.
@@ -60,35 +60,41 @@ pub struct MembershipOutcome {
 }
 
 impl State {
-    /// Applies membership changes whose delay has passed.
-    pub fn settle(&mut self, now: Instant) {
+    /// Applies group membership changes whose delay has passed.
+    pub(super) fn settle_groups(&mut self, now: Instant) {
         for group in &mut self.groups {
-            while group.pending.front().is_some_and(|p| p.effective_at <= now) {
-                if let Some(change) = group.pending.pop_front() {
-                    if change.present {
-                        group.visible.insert(change.user);
-                    } else {
-                        group.visible.remove(&change.user);
-                    }
-                }
-            }
+            group.members.settle(now);
         }
     }
 
-    pub fn group_by_selector(&self, selector: &GroupSelector) -> Result<Option<usize>, ApiError> {
+    pub fn group_by_selector(&self, selector: &Selector) -> Result<Option<usize>, ApiError> {
         Ok(match selector {
-            GroupSelector::Id(text) => self
+            Selector::Id(text) => self
                 .group_by_id
                 .get(&parse_uuid(text, "a group id")?)
                 .copied(),
-            GroupSelector::Ref(r) => self.group_by_ref.get(r).copied(),
+            Selector::Ref(r) => self.group_by_ref.get(r).copied(),
         })
+    }
+
+    /// The groups a `groupIds`-style filter names, or `None` without the filter; an unknown id
+    /// fails the field, as a filter on a group that does not exist is a caller's mistake.
+    pub fn groups_by_ids(&self, ids: Option<&Vec<String>>) -> Result<Option<Vec<usize>>, ApiError> {
+        ids.map(|ids| {
+            ids.iter()
+                .map(|id| {
+                    self.group_by_selector(&Selector::Id(id.clone()))?
+                        .ok_or_else(|| ApiError::not_found(format!("no group with id `{id}`")))
+                })
+                .collect()
+        })
+        .transpose()
     }
 
     /// Groups whose visible members include `user`.
     pub fn visible_groups_of(&self, user: usize) -> Vec<usize> {
         (0..self.groups.len())
-            .filter(|&g| self.groups[g].visible.contains(&user))
+            .filter(|&g| self.groups[g].members.visible().contains(&user))
             .collect()
     }
 
@@ -118,54 +124,25 @@ impl State {
     /// fatal; an unknown group fails the whole field.
     pub fn change_membership(
         &mut self,
-        group: &GroupSelector,
+        group: &Selector,
         users: &[UserKey],
         add: bool,
         now: Instant,
         delay: Duration,
     ) -> Result<MembershipOutcome, ApiError> {
-        let g = self.group_by_selector(group)?.ok_or_else(|| {
-            let (what, value) = match group {
-                GroupSelector::Id(v) => ("id", v),
-                GroupSelector::Ref(v) => ("ref", v),
-            };
-            ApiError::not_found(format!("no group with {what} `{value}`"))
-        })?;
+        let g = self
+            .group_by_selector(group)?
+            .ok_or_else(|| ApiError::not_found(format!("no group with {}", group.describe())))?;
         let mut outcome = MembershipOutcome::default();
         for key in users {
-            let found = match key {
-                UserKey::Id(text) => Uuid::parse_str(text)
-                    .ok()
-                    .and_then(|id| self.user_by_id.get(&id).copied()),
-                UserKey::Ref(r) => self.user_by_ref(r),
-            };
-            let Some(user) = found else {
+            let Some(user) = self.user_of_key(key) else {
                 outcome.failed.push(key.as_given().to_owned());
                 continue;
             };
-            let group = &mut self.groups[g];
-            let changed = if add {
-                group.members.insert(user)
+            if self.groups[g].members.change(user, add, now, delay) {
+                outcome.changed.push(key.as_given().to_owned());
             } else {
-                group.members.remove(&user)
-            };
-            if !changed {
                 outcome.unchanged.push(key.as_given().to_owned());
-                continue;
-            }
-            outcome.changed.push(key.as_given().to_owned());
-            if delay.is_zero() {
-                if add {
-                    group.visible.insert(user);
-                } else {
-                    group.visible.remove(&user);
-                }
-            } else {
-                group.pending.push_back(PendingChange {
-                    effective_at: now + delay,
-                    user,
-                    present: add,
-                });
             }
         }
         Ok(outcome)
@@ -188,7 +165,7 @@ mod tests {
         let mut state = tenant();
         let t0 = Instant::now();
         let delay = Duration::from_secs(60);
-        let group = GroupSelector::Ref("g".into());
+        let group = Selector::Ref("g".into());
         let users = [UserKey::Ref("E1".into()), UserKey::Ref("E2".into())];
         state
             .change_membership(&group, &users, true, t0, delay)
@@ -211,11 +188,11 @@ mod tests {
         for (name, secs, visible) in cases {
             state.settle(t0 + Duration::from_secs(secs));
             let expected: BTreeSet<usize> = visible.into_iter().collect();
-            assert_eq!(state.groups[0].visible, expected, "case {name}");
+            assert_eq!(state.groups[0].members.visible(), &expected, "case {name}");
         }
         assert_eq!(
-            state.groups[0].members,
-            BTreeSet::from([1]),
+            state.groups[0].members.committed(),
+            &BTreeSet::from([1]),
             "committed at once"
         );
     }

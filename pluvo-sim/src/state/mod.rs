@@ -8,14 +8,23 @@
 //! This file holds the [`State`] store with its indexes, the error type every rule returns, the
 //! scalar parsing shared by all areas, and seeding (which touches every area at once). The rules
 //! of each area live in their own room: [`users`], [`groups`] (memberships, including delayed
-//! ones) and [`categories`] (extra categories and their typed values), so that a new area adds a
-//! file here instead of growing one.
+//! ones), [`categories`] (extra categories and their typed values), [`trainings`] (trainings
+//! and who reaches them, per role and via groups), [`events`] (offer events and enrollments)
+//! and [`reports`] (portfolio rows, progress, certificates), with [`delayed`] holding the
+//! asynchronous set that training memberships share; a new area adds a file here instead of
+//! growing one.
 
 mod categories;
+mod delayed;
+mod events;
 mod groups;
+mod reports;
+mod seeding;
+mod trainings;
 mod users;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
 use rand::{RngCore, SeedableRng, rngs::StdRng};
 use uuid::Uuid;
@@ -23,7 +32,10 @@ use uuid::Uuid;
 use crate::seed::{CategoryType, Seed, SeedError, SeedUser};
 
 pub use categories::{CategoryRec, CategoryValue, ChoiceOption, ValueInput};
-pub use groups::{GroupRec, GroupSelector, UserKey};
+pub use events::{EnrollmentRec, EnrollmentStatus, OfferEventRec};
+pub use groups::{GroupRec, UserKey};
+pub use reports::{CertificateRec, Progress, ReportFilter, ReportRow};
+pub use trainings::{TrainingFilter, TrainingInput, TrainingRec, TrainingRole, parse_date};
 pub use users::{UpsertSelector, UserFilter, UserInput, UserRec, UserSelector};
 
 /// Machine-readable error kinds, sent as `extensions.code`.
@@ -34,6 +46,7 @@ pub enum ErrorCode {
     InvalidEmail,
     NotFound,
     BadUserInput,
+    TrainingRefTaken,
 }
 
 impl ErrorCode {
@@ -44,6 +57,7 @@ impl ErrorCode {
             Self::InvalidEmail => "INVALID_EMAIL",
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput => "BAD_USER_INPUT",
+            Self::TrainingRefTaken => "TRAINING_REF_TAKEN",
         }
     }
 
@@ -54,6 +68,7 @@ impl ErrorCode {
             Self::InvalidEmail,
             Self::NotFound,
             Self::BadUserInput,
+            Self::TrainingRefTaken,
         ]
         .into_iter()
         .find(|c| c.as_str() == code)
@@ -83,6 +98,24 @@ impl ApiError {
     }
 }
 
+/// An admin-made record named by exactly one of its id (raw text, validated as a UUID on use)
+/// or its ref: a group, a training or an offer event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Id(String),
+    Ref(String),
+}
+
+impl Selector {
+    /// "id `…`" or "ref `…`", for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Id(v) => format!("id `{v}`"),
+            Self::Ref(v) => format!("ref `{v}`"),
+        }
+    }
+}
+
 /// The whole tenant.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -96,6 +129,14 @@ pub struct State {
     pub categories: Vec<CategoryRec>,
     category_by_id: HashMap<Uuid, usize>,
     category_by_ref: HashMap<String, usize>,
+    pub trainings: Vec<TrainingRec>,
+    training_by_id: HashMap<Uuid, usize>,
+    training_by_ref: HashMap<String, usize>,
+    pub offer_events: Vec<OfferEventRec>,
+    offer_event_by_id: HashMap<Uuid, usize>,
+    offer_event_by_ref: HashMap<String, usize>,
+    /// In the order they were awarded.
+    pub certificates: Vec<CertificateRec>,
     /// Seeded so a reset tenant gets the same ids again.
     ids: StdRng,
 }
@@ -160,8 +201,40 @@ impl State {
             categories: Vec::new(),
             category_by_id: HashMap::new(),
             category_by_ref: HashMap::new(),
+            trainings: Vec::new(),
+            training_by_id: HashMap::new(),
+            training_by_ref: HashMap::new(),
+            offer_events: Vec::new(),
+            offer_event_by_id: HashMap::new(),
+            offer_event_by_ref: HashMap::new(),
+            certificates: Vec::new(),
             ids: StdRng::seed_from_u64(0x9_1u64 << 32 | 0x5eed),
         }
+    }
+
+    /// Applies membership changes whose delay has passed, in groups and trainings.
+    pub fn settle(&mut self, now: Instant) {
+        self.settle_groups(now);
+        for training in &mut self.trainings {
+            training.members.settle(now);
+        }
+    }
+
+    /// The user a request names, if any.
+    pub fn user_of_key(&self, key: &UserKey) -> Option<usize> {
+        match key {
+            UserKey::Id(text) => Uuid::parse_str(text)
+                .ok()
+                .and_then(|id| self.user_by_id.get(&id).copied()),
+            UserKey::Ref(r) => self.user_by_ref(r),
+            UserKey::Email(e) => self.user_by_email(e),
+        }
+    }
+
+    /// The user an admin call names; unknown is an error.
+    pub fn require_user_key(&self, key: &UserKey) -> Result<usize, ApiError> {
+        self.user_of_key(key)
+            .ok_or_else(|| ApiError::not_found(format!("no user `{}`", key.as_given())))
     }
 
     fn next_id(&mut self) -> Uuid {
@@ -189,9 +262,7 @@ impl State {
                 id,
                 ref_: group.ref_.clone(),
                 name: group.name.clone(),
-                members: BTreeSet::new(),
-                visible: BTreeSet::new(),
-                pending: VecDeque::new(),
+                members: delayed::DelayedSet::default(),
                 managers: BTreeSet::new(),
             });
         }
@@ -230,6 +301,7 @@ impl State {
             });
         }
         state.add_seed_users(&seed.users)?;
+        state.add_seed_learning(seed)?;
         Ok(state)
     }
 
@@ -272,8 +344,7 @@ impl State {
                 if managers {
                     group.managers.insert(idx);
                 } else {
-                    group.members.insert(idx);
-                    group.visible.insert(idx);
+                    group.members.insert_now(idx);
                 }
             }
         }

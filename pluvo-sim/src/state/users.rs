@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use super::groups::GroupSelector;
 use super::{ApiError, CategoryValue, ErrorCode, State, parse_datetime, parse_uuid};
 
 pub const ROLES: [&str; 5] = ["PARTICIPANT", "TRAINER", "MANAGER", "PLANNER", "AUTHOR"];
@@ -110,17 +109,7 @@ impl State {
     /// Users matching `paginatedUsers` filters, in creation order.
     pub fn filter_users(&self, filter: &UserFilter) -> Result<Vec<usize>, ApiError> {
         let q = filter.q.as_ref().map(|q| q.to_lowercase());
-        let groups: Option<Vec<usize>> = match &filter.group_ids {
-            None => None,
-            Some(ids) => Some(
-                ids.iter()
-                    .map(|id| {
-                        self.group_by_selector(&GroupSelector::Id(id.clone()))?
-                            .ok_or_else(|| ApiError::not_found(format!("no group with id `{id}`")))
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-        };
+        let groups: Option<Vec<usize>> = self.groups_by_ids(filter.group_ids.as_ref())?;
         let gt = filter
             .last_login_gt
             .as_deref()
@@ -141,9 +130,10 @@ impl State {
                         .roles
                         .as_ref()
                         .is_none_or(|roles| roles.iter().any(|r| u.roles.contains(r)))
-                    && groups
-                        .as_ref()
-                        .is_none_or(|gs| gs.iter().any(|&g| self.groups[g].visible.contains(&i)))
+                    && groups.as_ref().is_none_or(|gs| {
+                        gs.iter()
+                            .any(|&g| self.groups[g].members.visible().contains(&i))
+                    })
                     && gt.is_none_or(|gt| u.last_login.is_some_and(|l| l > gt))
                     && lt.is_none_or(|lt| u.last_login.is_some_and(|l| l < lt))
             })

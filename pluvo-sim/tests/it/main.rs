@@ -7,10 +7,13 @@ mod admin;
 mod auth;
 mod categories;
 mod cli;
+mod enrollments;
 mod faults;
 mod groups;
 mod paging;
+mod reports;
 mod requests;
+mod trainings;
 mod users;
 
 use pluvo_sim::{Faults, Seed, SimConfig, SimHandle};
