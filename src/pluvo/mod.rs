@@ -9,7 +9,9 @@
 //! - `pacing`: the rate limiter, in-flight bound, shared pause after a 429, and retry backoff;
 //! - `operations`: the typed queries and mutations, checked against `schema/pluvo.graphql` by cynic;
 //! - `batch` and `documents`: the aliased documents cynic cannot express, and their per-alias results;
-//! - `client`: the one `execute` path (HTTP status and `errors` into [`PluvoError`]) and the API;
+//! - `client`: the API's calls, each building its document and judging Pluvo's answer;
+//! - `transport`: the one `execute` path (HTTP status and `errors` into [`PluvoError`]): pacing,
+//!   retries and token renewal around every request;
 //! - `types`: what callers send and get back, in domain words;
 //! - `introspection`: a tenant's schema, read by introspection, against what the client uses.
 //!
@@ -25,6 +27,7 @@ pub mod introspection;
 pub mod operations;
 mod pacing;
 pub mod settings;
+mod transport;
 mod types;
 
 pub use client::{PluvoClient, SendFence};
