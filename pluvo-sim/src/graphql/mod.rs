@@ -34,7 +34,7 @@ use apollo_compiler::{ExecutableDocument, Schema};
 use crate::state::{ApiError, ErrorCode, State};
 use crate::style::ErrorStyle;
 
-pub use document::{DocCache, SDL, is_mutation, parse, schema};
+pub use document::{DocCache, SDL, is_mutation, parse, root_fields, schema};
 pub use errors::{errors_body, message_body};
 
 /// A document that ran (possibly with field errors).
