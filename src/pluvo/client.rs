@@ -6,37 +6,34 @@
 //! made with [`PluvoClient::with_send_fence`] also asks its fence right before every request, so a
 //! run whose lease has lapsed sends nothing more, even before anyone has noticed and cancelled it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use cynic::{MutationBuilder, QueryBuilder};
-use serde::de::DeserializeOwned;
+use cynic::QueryBuilder;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::PluvoError;
-use super::batch::{AliasedDocument, split};
+use super::batch::{AliasedDocument, RawResponse, split};
 use super::documents;
-use super::error::{Refusal, from_graphql};
+use super::documents::MembershipField;
+use super::error::{Refusal, error_root, from_graphql};
 use super::operations::{
-    AddUsersToGroup, GroupMembersVariables, GroupsPage, GroupsPageVariables, PAGE_SIZE,
-    RemoveUsersFromGroup, SetCategoryValuesPayload, UpsertUserPayload, UserByEmail,
-    UserByEmailVariables, UserByRef, UserByRefVariables, UserCategories, UserNode,
+    GroupsPage, GroupsPageVariables, PAGE_SIZE, SetCategoryValuesPayload, UpsertUserPayload,
+    UserByEmail, UserByEmailVariables, UserByRef, UserByRefVariables, UserCategories, UserNode,
 };
 use super::settings::ResolvedPluvo;
+use super::sizing::{REFS_PER_MEMBERSHIP_FIELD, graphql_says_too_big, is_too_big};
 use super::transport::{Inner, Stop};
 use super::types::{
-    Batch, CategoryUpdate, Membership, RemoteCategory, RemoteGroup, RemoteUser, UpsertedUser,
-    UserUpsert,
+    Batch, CategoryUpdate, Membership, MembershipChange, RemoteCategory, RemoteGroup, RemoteUser,
+    UpsertedUser, UserUpsert,
 };
 use crate::domain::{Email, EmployeeRef, GroupRef};
 use crate::metrics::Metrics;
 
 pub use super::transport::SendFence;
-
-/// User refs per `addUsersToGroup` / `removeUsersFromGroup` request; keeps one request well
-/// inside the timeout for large groups.
-const REFS_PER_MEMBERSHIP_CALL: usize = 100;
 
 /// Guards `groups()` against a server that keeps saying "next page" (50 × 10 000 groups).
 const MAX_PAGES: usize = 10_000;
@@ -95,9 +92,11 @@ impl PluvoClient {
         }
     }
 
-    /// Aliased mutations per document (`pluvo.batch_size`).
+    /// People per document right now: it starts at `pluvo.batch_size` and finds its level
+    /// between 1 and `pluvo.max_batch_size` (see [`super::sizing`]). The apply stage forms each
+    /// document's items by it, so the size is decided here only.
     pub fn batch_size(&self) -> usize {
-        self.inner.batch_size
+        self.inner.sizer.current()
     }
 
     /// Requests allowed in flight at once (`pluvo.concurrency`); callers may run this many batches
@@ -115,30 +114,19 @@ impl PluvoClient {
     /// chunk as the caller sized it). Each item succeeds or fails on its own.
     pub async fn upsert_users(&self, items: &[UserUpsert]) -> Batch<UpsertedUser> {
         let started = Instant::now();
-        let (results, attempts) = self
-            .batches(
-                items,
-                documents::upsert_users,
-                |payload: UpsertUserPayload| {
-                    let user = payload.user.ok_or_else(|| {
-                        PluvoError::Decode(
-                            "updateOrCreateUser returned no user and no error".into(),
-                        )
-                    })?;
-                    Ok(UpsertedUser {
-                        id: user.id.to_string(),
-                        r#ref: user.user_ref,
-                        // Pluvo documents `created` as always present; if it is not, "updated" is the
-                        // answer that cannot make the caller record a user twice.
-                        created: payload.created.unwrap_or(false),
-                    })
-                },
-            )
+        let (results, attempts, batch_size) = self
+            .batches(items, documents::upsert_users, |_, aliases, response| {
+                split::<UpsertUserPayload>(aliases, response)
+                    .into_iter()
+                    .map(|r| r.and_then(upserted))
+                    .collect()
+            })
             .await;
         Batch {
             attempts,
             elapsed: started.elapsed(),
             items: results,
+            batch_size,
         }
     }
 
@@ -146,11 +134,16 @@ impl PluvoClient {
     pub async fn set_category_values(&self, items: &[CategoryUpdate]) -> Batch<()> {
         let started = Instant::now();
         let to_send: Vec<&CategoryUpdate> = items.iter().filter(|i| !i.values.is_empty()).collect();
-        let (sent, attempts) = self
+        let (sent, attempts, batch_size) = self
             .batches(
                 &to_send,
                 documents::set_category_values,
-                |_: SetCategoryValuesPayload| Ok(()),
+                |_, aliases, response| {
+                    split::<SetCategoryValuesPayload>(aliases, response)
+                        .into_iter()
+                        .map(|r| r.map(drop))
+                        .collect()
+                },
             )
             .await;
         let mut sent = sent.into_iter();
@@ -172,6 +165,7 @@ impl PluvoClient {
             attempts,
             elapsed: started.elapsed(),
             items: results,
+            batch_size,
         }
     }
 
@@ -181,7 +175,7 @@ impl PluvoClient {
         group: &GroupRef,
         users: &[EmployeeRef],
     ) -> Result<Membership, PluvoError> {
-        self.membership::<AddUsersToGroup>(group, users).await
+        self.one_membership_change(group, true, users).await
     }
 
     /// Removes users (by ref) from a group. Pluvo applies this asynchronously.
@@ -190,36 +184,82 @@ impl PluvoClient {
         group: &GroupRef,
         users: &[EmployeeRef],
     ) -> Result<Membership, PluvoError> {
-        self.membership::<RemoveUsersFromGroup>(group, users).await
+        self.one_membership_change(group, false, users).await
     }
 
-    /// Sends the refs in chunks of [`REFS_PER_MEMBERSHIP_CALL`] and adds up the answers. A failing
-    /// chunk fails the call; chunks before it were applied (both mutations are idempotent, so the
-    /// caller can simply repeat the whole change).
-    async fn membership<M: MembershipChange>(
+    async fn one_membership_change(
         &self,
         group: &GroupRef,
+        adding: bool,
         users: &[EmployeeRef],
     ) -> Result<Membership, PluvoError> {
-        let mut total = Membership::default();
-        for chunk in users.chunks(REFS_PER_MEMBERSHIP_CALL) {
-            let variables = GroupMembersVariables {
-                group_ref: group.as_str().to_owned(),
-                user_refs: Some(chunk.iter().map(|u| u.as_str().to_owned()).collect()),
-            };
-            let (data, attempts) = self
-                .inner
-                .execute(M::operation(variables), &self.cancel)
-                .await?;
-            total.attempts += attempts;
-            let [done, already, failed] = data.lists().ok_or_else(|| {
-                PluvoError::Decode(format!("{} returned nothing and no error", M::FIELD))
-            })?;
-            total.done.extend(done.unwrap_or_default());
-            total.already.extend(already.unwrap_or_default());
-            total.failed.extend(failed.unwrap_or_default());
+        let change = MembershipChange {
+            group: group.clone(),
+            adding,
+            users: users.to_vec(),
+        };
+        let batch = self.change_memberships(std::slice::from_ref(&change)).await;
+        let attempts = batch.attempts;
+        let mut membership = batch.items.into_iter().next().unwrap_or_else(|| {
+            Err(PluvoError::Decode(
+                "internal: result missing for a group".into(),
+            ))
+        })?;
+        membership.attempts = attempts;
+        Ok(membership)
+    }
+
+    /// Membership changes of any number of groups, in documents of root fields of at most
+    /// [`REFS_PER_MEMBERSHIP_FIELD`] refs each (a group of 101 new members is two fields of one
+    /// document), in the order given. One result per change: a change fails when a field of it
+    /// failed (its other fields were applied; both mutations are idempotent, so repeating the
+    /// whole change is safe).
+    pub async fn change_memberships(&self, changes: &[MembershipChange]) -> Batch<Membership> {
+        let started = Instant::now();
+        let mut owners = Vec::new();
+        let mut fields = Vec::new();
+        for (index, change) in changes.iter().enumerate() {
+            for users in change.users.chunks(REFS_PER_MEMBERSHIP_FIELD) {
+                owners.push(index);
+                fields.push(MembershipField {
+                    group: &change.group,
+                    adding: change.adding,
+                    users,
+                });
+            }
         }
-        Ok(total)
+        let (results, attempts, batch_size) = self
+            .batches(
+                &fields,
+                documents::change_memberships,
+                |_, aliases, response| split::<MembershipPayload>(aliases, response),
+            )
+            .await;
+        let mut items: Vec<Result<Membership, PluvoError>> = changes
+            .iter()
+            .map(|_| {
+                Ok(Membership {
+                    attempts,
+                    ..Membership::default()
+                })
+            })
+            .collect();
+        for (owner, result) in owners.into_iter().zip(results) {
+            let Some(item) = items.get_mut(owner) else {
+                continue;
+            };
+            match (item.as_mut(), result) {
+                (Ok(total), Ok(payload)) => payload.add_to(total),
+                (Ok(_), Err(error)) => *item = Err(error),
+                (Err(_), _) => {}
+            }
+        }
+        Batch {
+            attempts,
+            elapsed: started.elapsed(),
+            items,
+            batch_size,
+        }
     }
 
     pub async fn find_user_by_email(
@@ -340,20 +380,23 @@ impl PluvoClient {
             .collect())
     }
 
-    /// Sends `items` in documents of at most `batch_size` aliases, one after the other, and
-    /// judges each alias on its own. Results are in input order.
-    async fn batches<I, P, T>(
+    /// Sends `items` in documents of the current batch size (one document when the caller
+    /// formed them at [`Self::batch_size`]), one after the other, and judges each alias on its
+    /// own. A document Pluvo refuses as too big ([`is_too_big`]) shrinks the batch size and its
+    /// items are re-sent in smaller documents; an accepted one lets the size grow. Results are
+    /// in input order; the last value is the smallest document size used.
+    async fn batches<I, T>(
         &self,
         items: &[I],
         build: impl Fn(&[I]) -> Result<AliasedDocument, PluvoError>,
-        finish: impl Fn(P) -> Result<T, PluvoError>,
-    ) -> (Vec<Result<T, PluvoError>>, u32)
-    where
-        P: DeserializeOwned,
-    {
+        judge: impl Fn(&[I], &[String], &RawResponse) -> Vec<Result<T, PluvoError>>,
+    ) -> (Vec<Result<T, PluvoError>>, u32, usize) {
+        let sizer = &self.inner.sizer;
         let mut results = Vec::with_capacity(items.len());
         let mut attempts = 0;
-        for chunk in items.chunks(self.inner.batch_size) {
+        let mut smallest = 0;
+        let mut queue: VecDeque<&[I]> = items.chunks(sizer.current()).collect();
+        while let Some(chunk) = queue.pop_front() {
             let document = match build(chunk) {
                 Ok(document) => document,
                 Err(error) => {
@@ -363,17 +406,37 @@ impl PluvoClient {
             };
             let aliases = document.aliases().to_vec();
             let request = document.into_request();
+            let splittable = chunk.len() > 1;
             let (response, sent) = self
                 .inner
-                .graphql(request.operation_name, &request, &self.cancel)
+                .graphql_document(request.operation_name, &request, &self.cancel, splittable)
                 .await;
             attempts += sent;
+            let too_big = match &response {
+                Ok(response) => response
+                    .errors()
+                    .iter()
+                    .any(|e| error_root(e).is_none() && graphql_says_too_big(e)),
+                Err(error) => is_too_big(error),
+            };
+            if too_big && splittable {
+                let size = sizer.refused(chunk.len()).min(chunk.len() - 1).max(1);
+                for smaller in chunk.chunks(size).rev() {
+                    queue.push_front(smaller);
+                }
+                continue;
+            }
+            if !too_big && response.is_ok() {
+                sizer.accepted(chunk.len());
+            }
+            smallest = if smallest == 0 {
+                chunk.len()
+            } else {
+                smallest.min(chunk.len())
+            };
             let judged: Vec<Result<T, PluvoError>> = match response {
-                Ok(response) => split::<P>(&aliases, &response)
-                    .into_iter()
-                    .map(|r| r.and_then(&finish))
-                    .collect(),
-                Err(error) => aliases.iter().map(|_| Err(error.clone())).collect(),
+                Ok(response) => judge(chunk, &aliases, &response),
+                Err(error) => chunk.iter().map(|_| Err(error.clone())).collect(),
             };
             debug!(
                 operation = request.operation_name,
@@ -384,42 +447,44 @@ impl PluvoClient {
             );
             results.extend(judged);
         }
-        (results, attempts)
+        (results, attempts, smallest)
     }
 }
 
-/// `addUsersToGroup` and `removeUsersFromGroup` answer the same three lists under other names.
-trait MembershipChange: DeserializeOwned {
-    const FIELD: &'static str;
-    fn operation(variables: GroupMembersVariables)
-    -> cynic::Operation<Self, GroupMembersVariables>;
-    /// Done, already so, failed.
-    fn lists(self) -> Option<[Option<Vec<String>>; 3]>;
+/// An upsert's answer in domain words.
+fn upserted(payload: UpsertUserPayload) -> Result<UpsertedUser, PluvoError> {
+    let user = payload.user.ok_or_else(|| {
+        PluvoError::Decode("updateOrCreateUser returned no user and no error".into())
+    })?;
+    Ok(UpsertedUser {
+        id: user.id.to_string(),
+        r#ref: user.user_ref,
+        // Pluvo documents `created` as always present; if it is not, "updated" is the answer
+        // that cannot make the caller record a user twice.
+        created: payload.created.unwrap_or(false),
+    })
 }
 
-impl MembershipChange for AddUsersToGroup {
-    const FIELD: &'static str = "addUsersToGroup";
-    fn operation(
-        variables: GroupMembersVariables,
-    ) -> cynic::Operation<Self, GroupMembersVariables> {
-        <Self as MutationBuilder<_>>::build(variables)
-    }
-    fn lists(self) -> Option<[Option<Vec<String>>; 3]> {
-        self.add_users_to_group
-            .map(|p| [p.added_ids, p.already_added_ids, p.failed_ids])
-    }
+/// What `addUsersToGroup` or `removeUsersFromGroup` answered: the same three lists under other
+/// names, read as one shape so a document may mix both.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MembershipPayload {
+    added_ids: Option<Vec<String>>,
+    already_added_ids: Option<Vec<String>>,
+    removed_ids: Option<Vec<String>>,
+    already_removed_ids: Option<Vec<String>>,
+    failed_ids: Option<Vec<String>>,
 }
 
-impl MembershipChange for RemoveUsersFromGroup {
-    const FIELD: &'static str = "removeUsersFromGroup";
-    fn operation(
-        variables: GroupMembersVariables,
-    ) -> cynic::Operation<Self, GroupMembersVariables> {
-        <Self as MutationBuilder<_>>::build(variables)
-    }
-    fn lists(self) -> Option<[Option<Vec<String>>; 3]> {
-        self.remove_users_from_group
-            .map(|p| [p.removed_ids, p.already_removed_ids, p.failed_ids])
+impl MembershipPayload {
+    fn add_to(self, total: &mut Membership) {
+        let all = |lists: [Option<Vec<String>>; 2]| lists.into_iter().flatten().flatten();
+        total.done.extend(all([self.added_ids, self.removed_ids]));
+        total
+            .already
+            .extend(all([self.already_added_ids, self.already_removed_ids]));
+        total.failed.extend(self.failed_ids.unwrap_or_default());
     }
 }
 
@@ -460,6 +525,7 @@ mod tests {
         send(client.set_category_values(&[]));
         send(client.add_to_group(group, &[]));
         send(client.remove_from_group(group, &[]));
+        send(client.change_memberships(&[]));
         send(client.find_user_by_email(e));
         send(client.find_user_by_ref(r));
         send(client.groups());

@@ -28,6 +28,7 @@ use super::batch::RawResponse;
 use super::error::{excerpt, from_graphql, is_auth_error, is_retryable_status};
 use super::pacing::{Pacer, retry_after};
 use super::settings::ResolvedPluvo;
+use super::sizing::BatchSizer;
 use crate::http::Backoff;
 use crate::metrics::{Kind, Metrics};
 
@@ -72,7 +73,7 @@ pub(super) struct Inner {
     pub(super) pacer: Pacer,
     pub(super) backoff: Backoff,
     pub(super) max_attempts: u32,
-    pub(super) batch_size: usize,
+    pub(super) sizer: BatchSizer,
     pub(super) concurrency: usize,
     pub(super) tokens: TokenCache,
     pub(super) metrics: Arc<Metrics>,
@@ -163,7 +164,7 @@ impl Inner {
                 cap: settings.backoff_max,
             },
             max_attempts: settings.max_attempts.get(),
-            batch_size: settings.batch_size.get(),
+            sizer: BatchSizer::new(settings.batch_size.get(), settings.max_batch_size.get()),
             concurrency: settings.concurrency.get(),
             tokens: TokenCache::default(),
             metrics,
@@ -201,6 +202,20 @@ impl Inner {
         request: &impl serde::Serialize,
         cancel: &Stop,
     ) -> (Result<RawResponse, PluvoError>, u32) {
+        self.graphql_document(operation, request, cancel, false)
+            .await
+    }
+
+    /// [`Inner::graphql`] for a document that may be split: when `splittable`, a timeout fails
+    /// at once instead of being retried, so the caller re-sends the work in smaller documents
+    /// (a document too big to answer in time is no smaller on the next attempt).
+    pub(super) async fn graphql_document(
+        &self,
+        operation: &str,
+        request: &impl serde::Serialize,
+        cancel: &Stop,
+        splittable: bool,
+    ) -> (Result<RawResponse, PluvoError>, u32) {
         let body = match serde_json::to_string(request) {
             Ok(body) => body,
             Err(e) => {
@@ -214,7 +229,7 @@ impl Inner {
             }
         };
         self.run(operation, cancel, |attempt| {
-            self.graphql_attempt(operation, &body, attempt, cancel)
+            self.graphql_attempt(operation, &body, attempt, cancel, splittable)
         })
         .await
     }
@@ -225,6 +240,7 @@ impl Inner {
         body: &str,
         attempt: u32,
         cancel: &Stop,
+        splittable: bool,
     ) -> Step<RawResponse> {
         let token = match self.token(cancel).await {
             Ok(token) => token,
@@ -239,8 +255,13 @@ impl Inner {
             .body(body.to_owned());
         let reply = match self.exchange(operation, attempt, request, cancel).await {
             Ok(reply) => reply,
+            Err(PluvoError::Timeout) if splittable => return Step::Fail(PluvoError::Timeout),
             Err(error) => return Step::from_error(error),
         };
+        // A gateway that gave up waiting for the document: smaller documents, not the same again.
+        if splittable && matches!(reply.status, 408 | 504) {
+            return Step::Fail(PluvoError::http(reply.status, &reply.body));
+        }
         if let Some(step) = self.transient(&reply) {
             return step;
         }

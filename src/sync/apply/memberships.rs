@@ -1,7 +1,9 @@
 //! The memberships phase: group additions and removals, one batched call per group and
 //! direction, removals first. It exists apart because its calls are not per person but per
 //! group, and Pluvo answers for the whole call, so each person's fate is read from the answer
-//! (`verdict`) rather than from an item result.
+//! (`verdict`) rather than from an item result. How many refs go in one root field is the
+//! client's to decide ([`crate::pluvo::REFS_PER_MEMBERSHIP_FIELD`]): a group of 101 new members
+//! is one call, one document.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -14,10 +16,6 @@ use crate::domain::{EmployeeRef, GroupRef, OpKind, OpStatus};
 use crate::sync::journal::OperationRecord;
 use crate::sync::plan::Plan;
 use crate::sync::snapshot::Snapshot;
-
-/// Refs per membership call. Pluvo documents no limit; this keeps documents small and a failed
-/// call cheap to retry.
-pub const MEMBERSHIP_BATCH: usize = 100;
 
 impl Applier<'_> {
     pub(super) async fn memberships_phase(
@@ -40,15 +38,15 @@ impl Applier<'_> {
                     outcome,
                 )
                 .await;
-                for chunk in ready.chunks(MEMBERSHIP_BATCH) {
-                    calls.push((group, adding, chunk.iter().map(|r| (*r).clone()).collect()));
+                // All of them: the client puts them in fields of at most
+                // REFS_PER_MEMBERSHIP_FIELD refs, in one document.
+                if !ready.is_empty() {
+                    calls.push((group, adding, ready.into_iter().cloned().collect()));
                 }
             }
         }
         for (group, refs) in stale {
-            for chunk in refs.chunks(MEMBERSHIP_BATCH) {
-                calls.push((group, false, chunk.to_vec()));
-            }
+            calls.push((group, false, refs.clone()));
         }
         calls.sort_by_key(|(_, adding, _)| *adding);
 

@@ -1,0 +1,122 @@
+//! The batch size finds its level: it grows while Pluvo accepts the documents and shrinks, re-sending
+//! the refused work, when Pluvo refuses a document as too big (a root-field limit, HTTP 413).
+
+use pluvo_sim::{Faults, Seed, SimConfig};
+use pluvo_sync::domain::RunStatus;
+
+use crate::helpers::{Employee, TestEnv, employee};
+
+const DEPARTMENTS: [&str; 4] = ["Sales", "Finance", "Engineering", "HR"];
+const LOCATIONS: [&str; 3] = ["Amsterdam", "Rotterdam", "Utrecht"];
+
+/// `n` people spread over the example tenant's departments and locations, with addresses no
+/// seeded account holds (no adoption lookups in the counts).
+fn crowd(n: usize) -> Vec<Employee> {
+    (0..n)
+        .map(|i| {
+            employee(
+                &format!("{:06}", 300_000 + i),
+                "Person",
+                &format!("Number{i}"),
+                DEPARTMENTS[i % DEPARTMENTS.len()],
+                LOCATIONS[i % LOCATIONS.len()],
+            )
+        })
+        .collect()
+}
+
+async fn env_with(faults: Faults, edit: impl FnOnce(String) -> String) -> TestEnv {
+    let mut env = TestEnv::start_with(SimConfig {
+        seed: Seed::example(),
+        faults,
+        ..SimConfig::default()
+    })
+    .await;
+    env.reconfigure(edit).await;
+    env
+}
+
+/// The journaled batch size of each operation of the latest run of `kind`.
+async fn batch_sizes(env: &TestEnv, kind: &str) -> Vec<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT batch_size FROM operations WHERE kind = ? AND run_id = \
+         (SELECT id FROM runs ORDER BY started_at DESC LIMIT 1) ORDER BY id",
+    )
+    .bind(kind)
+    .fetch_all(env.journal().pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_batch_size_shrinks_on_a_root_field_limit_and_grows_while_accepted() {
+    // Each person is one root field of a document: at most 3 people per document.
+    let env = env_with(
+        Faults {
+            max_root_fields: 3,
+            ..Faults::default()
+        },
+        |c| {
+            c.replace(
+                "batch_size = 4",
+                "batch_size = 2\nmax_batch_size = 8\nconcurrency = 1",
+            )
+            .replace("concurrency = 4\n", "")
+        },
+    )
+    .await;
+    let rows = crowd(30);
+    env.write_export(&rows);
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Ok, "{:?}", report.errors);
+    let stats = env.stats();
+    assert!(stats.too_big >= 1, "the limit was met: {stats:?}");
+    let state = env.state();
+    for row in &rows {
+        let user = state
+            .user(&row.number)
+            .expect("created despite the refusals");
+        assert_eq!(
+            user.categories.get("contract_type"),
+            Some(&serde_json::json!([row.contract]))
+        );
+    }
+    let sizes: Vec<i64> = batch_sizes(&env, "create")
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(sizes.len(), 30, "every create journals its batch size");
+    assert_eq!(sizes.first(), Some(&2), "starts at batch_size: {sizes:?}");
+    assert!(sizes.contains(&3), "grew while accepted: {sizes:?}");
+    assert!(
+        sizes.iter().all(|s| *s <= 3),
+        "never above the limit once met: {sizes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_413_shrinks_the_batch_and_the_work_is_resent() {
+    let env = env_with(
+        Faults {
+            max_root_fields: 3,
+            too_big_413: true,
+            ..Faults::default()
+        },
+        |c| c,
+    )
+    .await;
+    let rows = crowd(12);
+    env.write_export(&rows);
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Ok, "{:?}", report.errors);
+    let stats = env.stats();
+    assert!(
+        stats.requests_by_status.get(&413).is_some_and(|n| *n >= 1),
+        "{stats:?}"
+    );
+    let state = env.state();
+    for row in &rows {
+        assert!(state.user(&row.number).is_some(), "{}", row.number);
+    }
+}
