@@ -373,7 +373,7 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
         Ok(m) => m,
         Err(errors) => return json_response(StatusCode::BAD_REQUEST, graphql::errors_body(errors)),
     };
-    if let Some(refused) = too_many_root_fields(&shared, &knobs, &doc, operation) {
+    if let Some(refused) = too_many_root_fields(shared, &knobs, &doc, operation) {
         return refused;
     }
     let delay = Duration::from_secs(knobs.membership_delay);

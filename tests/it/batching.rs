@@ -1,6 +1,8 @@
 //! The batch size finds its level: it grows while Pluvo accepts the documents and shrinks, re-sending
 //! the refused work, when Pluvo refuses a document as too big (a root-field limit, HTTP 413).
 
+#![allow(clippy::unwrap_used)]
+
 use pluvo_sim::{Faults, Seed, SimConfig};
 use pluvo_sync::domain::RunStatus;
 
