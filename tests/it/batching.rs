@@ -1,5 +1,5 @@
-//! The batch size finds its level: it grows while Pluvo accepts the documents and shrinks, re-sending
-//! the refused work, when Pluvo refuses a document as too big (a root-field limit, HTTP 413).
+//! Fewer requests per change: several groups' membership changes share a document, and the batch
+//! size finds its level (grows while accepted; shrinks and re-sends on a root-field limit or 413).
 
 #![allow(clippy::unwrap_used)]
 
@@ -121,4 +121,57 @@ async fn a_413_shrinks_the_batch_and_the_work_is_resent() {
     for row in &rows {
         assert!(state.user(&row.number).is_some(), "{}", row.number);
     }
+}
+
+/// GraphQL documents that were not reads (each read is a document of one root query field) and
+/// not refused.
+fn written_documents(stats: &pluvo_sim::Stats) -> u64 {
+    let reads: u64 = [
+        "paginatedGroups",
+        "extraCategories",
+        "user",
+        "paginatedUsers",
+    ]
+    .iter()
+    .filter_map(|field| stats.fields.get(*field))
+    .sum();
+    stats.graphql_documents - stats.too_big - reads
+}
+
+#[tokio::test]
+async fn removals_and_additions_of_several_groups_share_one_document() {
+    let env = env_with(Faults::default(), |c| {
+        c.replace("batch_size = 4", "batch_size = 4\nmax_batch_size = 4")
+    })
+    .await;
+    let mut rows = crowd(6);
+    env.write_export(&rows);
+    assert_eq!(env.sync().await.status, RunStatus::Ok);
+    let before = env.stats();
+
+    // Two people trade locations: membership changes only (a location is no custom field), of
+    // two groups in both directions.
+    let (a, b) = (0, 1);
+    assert_eq!(
+        (rows[a].location.as_str(), rows[b].location.as_str()),
+        ("Amsterdam", "Rotterdam")
+    );
+    rows[a].location = "Rotterdam".to_owned();
+    rows[b].location = "Amsterdam".to_owned();
+    env.write_export(&rows);
+    let report = env.sync().await;
+    assert_eq!(report.status, RunStatus::Ok, "{:?}", report.errors);
+
+    let after = env.stats();
+    let sent = written_documents(&after) - written_documents(&before);
+    assert_eq!(
+        sent, 1,
+        "four changes of two groups in one document: {after:?}"
+    );
+    let state = env.state();
+    let groups = |r: &str| state.user(r).unwrap().groups.clone();
+    assert!(groups(&rows[a].number).contains(&"loc-rotterdam".to_owned()));
+    assert!(!groups(&rows[a].number).contains(&"loc-amsterdam".to_owned()));
+    assert!(groups(&rows[b].number).contains(&"loc-amsterdam".to_owned()));
+    assert!(!groups(&rows[b].number).contains(&"loc-rotterdam".to_owned()));
 }

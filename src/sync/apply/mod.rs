@@ -2,8 +2,9 @@
 //!
 //! Three phases, because each depends on the one before: **users** (create, update, archive,
 //! unarchive; batched as aliased mutations), then **custom fields** (only for people whose user
-//! call succeeded), then **memberships** (one call per group and direction, its people in root
-//! fields of at most [`crate::pluvo::REFS_PER_MEMBERSHIP_FIELD`] of one document). A person whose
+//! call succeeded), then **memberships** (one change per group and direction, removals first,
+//! several groups' changes in one document, people in root fields of at most
+//! [`crate::pluvo::REFS_PER_MEMBERSHIP_FIELD`]). A person whose
 //! step fails is skipped in the later phases, journaled, and left un-advanced in the snapshot, so
 //! the next run retries exactly them. One person's failure never stops the others.
 //!
