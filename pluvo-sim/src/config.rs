@@ -140,6 +140,16 @@ pub struct Faults {
     /// Seconds before a membership change shows in group and user queries.
     #[arg(long, default_value_t = Faults::default().membership_delay)]
     pub membership_delay: u64,
+    /// Refuse documents with more than this many root fields, as a server with a query
+    /// complexity limit does (0 = no limit). Nothing in a refused document runs.
+    #[arg(long, default_value_t = Faults::default().max_root_fields)]
+    #[serde(default)]
+    pub max_root_fields: usize,
+    /// Refuse such documents with HTTP 413 and a plain body, as a proxy in front of the API
+    /// would, instead of a GraphQL error.
+    #[arg(long, default_value_t = Faults::default().too_big_413)]
+    #[serde(default)]
+    pub too_big_413: bool,
 }
 
 impl Default for Faults {
@@ -158,6 +168,8 @@ impl Default for Faults {
             fault_slow: 0.0,
             slow_ms: 2_000,
             membership_delay: 0,
+            max_root_fields: 0,
+            too_big_413: false,
         }
     }
 }

@@ -34,4 +34,7 @@ pub struct Stats {
     pub faults: BTreeMap<String, u64>,
     /// GraphQL request bodies that reached parsing (past auth, rate limit and faults).
     pub graphql_documents: u64,
+    /// Documents refused for having more root fields than `--max-root-fields`.
+    #[serde(default)]
+    pub too_big: u64,
 }

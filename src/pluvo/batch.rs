@@ -40,13 +40,21 @@ pub(crate) struct GraphqlRequest {
     pub(crate) operation_name: &'static str,
 }
 
-/// Builds one mutation document with the same root field repeated under aliases.
+/// One kind of root field a document repeats under aliases: `prefix0: field(…) selection`.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldShape {
+    pub(crate) field: &'static str,
+    pub(crate) alias_prefix: &'static str,
+    /// The selection set, braces included (see [`root_selection`]).
+    pub(crate) selection: String,
+}
+
+/// Builds one mutation document of aliased root fields: the same field repeated, or several
+/// kinds of field ([`AliasedDocument::push_field`]), executed in the order they were pushed.
 #[derive(Debug)]
 pub(crate) struct AliasedDocument {
     operation_name: &'static str,
-    field: &'static str,
-    alias_prefix: &'static str,
-    selection: String,
+    shape: FieldShape,
     definitions: Vec<String>,
     fields: Vec<String>,
     variables: Map<String, Value>,
@@ -63,9 +71,11 @@ impl AliasedDocument {
     ) -> Self {
         Self {
             operation_name,
-            field,
-            alias_prefix,
-            selection,
+            shape: FieldShape {
+                field,
+                alias_prefix,
+                selection,
+            },
             definitions: Vec::new(),
             fields: Vec::new(),
             variables: Map::new(),
@@ -73,9 +83,26 @@ impl AliasedDocument {
         }
     }
 
-    /// Adds one aliased field and returns its alias.
+    /// A document repeating `shape`.
+    pub(crate) fn with_shape(operation_name: &'static str, shape: FieldShape) -> Self {
+        Self::new(
+            operation_name,
+            shape.field,
+            shape.alias_prefix,
+            shape.selection,
+        )
+    }
+
+    /// Adds one aliased field of the document's own shape and returns its alias.
     pub(crate) fn push(&mut self, args: Vec<Arg>) -> String {
-        let alias = format!("{}{}", self.alias_prefix, self.aliases.len());
+        let shape = self.shape.clone();
+        self.push_field(&shape, args)
+    }
+
+    /// Adds one aliased field of `shape` and returns its alias. Aliases are numbered in the
+    /// order of the document, whatever their prefix, so each is unique.
+    pub(crate) fn push_field(&mut self, shape: &FieldShape, args: Vec<Arg>) -> String {
+        let alias = format!("{}{}", shape.alias_prefix, self.aliases.len());
         let mut written = Vec::with_capacity(args.len());
         for arg in args {
             match arg {
@@ -95,9 +122,9 @@ impl AliasedDocument {
         }
         self.fields.push(format!(
             "  {alias}: {}({}) {}",
-            self.field,
+            shape.field,
             written.join(", "),
-            self.selection
+            shape.selection
         ));
         self.aliases.push(alias.clone());
         alias

@@ -1,60 +1,39 @@
-//! [`PluvoClient`]: typed calls to Pluvo over one `execute` path.
-//!
-//! Every HTTP request, token requests included, goes through [`Inner::exchange`]: admitted by the
-//! [`Pacer`], timed, counted in metrics, and its status reported back to the pacer (a 429 pauses
-//! and slows every task). [`Inner::run`] wraps attempts in the retry policy: transient failures
-//! (429, 5xx, timeouts, dropped connections) wait their `Retry-After` plus a jittered backoff and
-//! try again up to `max_attempts`; a refused token (HTTP 401 or a GraphQL error whose code mentions "auth") is
-//! renewed and the call repeated once, outside that budget; anything else fails at once. A
+//! [`PluvoClient`]: the typed calls pluvo-sync makes to Pluvo (user upserts, custom fields,
+//! memberships, reads), each building its document and judging the answer. How a request gets
+//! there (pacing, retries, token renewal) is [`super::transport`]'s job. A
 //! client made with [`PluvoClient::with_cancel`] stops waiting (for the limiter, a pause or a
 //! backoff) as soon as its run is stopped, so shutdown never waits out a `Retry-After`. A client
 //! made with [`PluvoClient::with_send_fence`] also asks its fence right before every request, so a
 //! run whose lease has lapsed sends nothing more, even before anyone has noticed and cancelled it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
-use cynic::{MutationBuilder, QueryBuilder};
-use reqwest::Url;
-use reqwest::header::CONTENT_TYPE;
-use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
+use cynic::QueryBuilder;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::debug;
 
 use super::PluvoError;
-use super::auth::{
-    Grant, Issued, Token, TokenCache, parse_token, refused_after_renewal, token_refused,
-};
 use super::batch::{AliasedDocument, RawResponse, split};
 use super::documents;
-use super::error::{Refusal, excerpt, from_graphql, is_auth_error, is_retryable_status};
+use super::documents::MembershipField;
+use super::error::{Refusal, error_root, from_graphql};
 use super::operations::{
-    AddUsersToGroup, GroupMembersVariables, GroupsPage, GroupsPageVariables, PAGE_SIZE,
-    RemoveUsersFromGroup, SetCategoryValuesPayload, UpsertUserPayload, UserByEmail,
-    UserByEmailVariables, UserByRef, UserByRefVariables, UserCategories, UserNode,
+    GroupsPage, GroupsPageVariables, PAGE_SIZE, SetCategoryValuesPayload, UpsertUserPayload,
+    UserByEmail, UserByEmailVariables, UserByRef, UserByRefVariables, UserCategories, UserNode,
 };
-use super::pacing::{Backoff, Pacer, retry_after};
 use super::settings::ResolvedPluvo;
+use super::sizing::{REFS_PER_MEMBERSHIP_FIELD, graphql_says_too_big, is_too_big};
+use super::transport::{Inner, Stop};
 use super::types::{
-    Batch, CategoryUpdate, Membership, RemoteCategory, RemoteGroup, RemoteUser, UpsertedUser,
-    UserUpsert,
+    Batch, CategoryUpdate, Membership, MembershipChange, RemoteCategory, RemoteGroup, RemoteUser,
+    UpsertedUser, UserUpsert,
 };
 use crate::domain::{Email, EmployeeRef, GroupRef};
-use crate::metrics::{Kind, Metrics};
+use crate::metrics::Metrics;
 
-pub(crate) const REQUESTS: &str = crate::metrics::names::PLUVO_REQUESTS_TOTAL;
-pub(crate) const RATE_LIMITED: &str = crate::metrics::names::PLUVO_RATE_LIMITED_TOTAL;
-pub(crate) const RETRIES: &str = crate::metrics::names::PLUVO_RETRIES_TOTAL;
-
-/// How often one call may renew a refused token before giving up: once is enough for an expired
-/// token; a second refusal of a fresh token means missing rights, not staleness.
-const MAX_RENEWALS: u32 = 1;
-
-/// User refs per `addUsersToGroup` / `removeUsersFromGroup` request; keeps one request well
-/// inside the timeout for large groups.
-const REFS_PER_MEMBERSHIP_CALL: usize = 100;
+pub use super::transport::SendFence;
 
 /// Guards `groups()` against a server that keeps saying "next page" (50 × 10 000 groups).
 const MAX_PAGES: usize = 10_000;
@@ -69,29 +48,6 @@ pub struct PluvoClient {
     cancel: Stop,
 }
 
-/// Asked right before every request; `false` stops it as a cancellation would (the run lease's
-/// [`crate::service::lease::LeaseFence`], in practice).
-pub type SendFence = Arc<dyn Fn() -> bool + Send + Sync>;
-
-/// When a client's calls stop sending: its run's cancellation, and its send fence.
-#[derive(Clone, Default)]
-struct Stop {
-    token: CancellationToken,
-    fence: Option<SendFence>,
-}
-
-impl Stop {
-    fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.token.cancelled()
-    }
-
-    /// Checked again after the pacer admits a request: the wait may have been long (or the
-    /// process paused), and what held when it began need not hold now.
-    fn may_send(&self) -> bool {
-        !self.token.is_cancelled() && self.fence.as_ref().is_none_or(|fence| fence())
-    }
-}
-
 impl std::fmt::Debug for PluvoClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluvoClient")
@@ -100,113 +56,10 @@ impl std::fmt::Debug for PluvoClient {
     }
 }
 
-struct Inner {
-    http: reqwest::Client,
-    graphql_url: Url,
-    token_url: Url,
-    client_id: String,
-    client_secret: SecretString,
-    scope: String,
-    pacer: Pacer,
-    backoff: Backoff,
-    max_attempts: u32,
-    batch_size: usize,
-    concurrency: usize,
-    tokens: TokenCache,
-    metrics: Arc<Metrics>,
-}
-
-/// What one attempt asks the retry loop to do next.
-enum Step<T> {
-    Done(T),
-    /// A transient failure: back off (at least `retry_after`) and try again if attempts remain.
-    Retry {
-        error: PluvoError,
-        retry_after: Option<Duration>,
-    },
-    /// The token of this generation was refused: renew it and try again at once. `answer` is
-    /// the GraphQL response that said so, if any: when the renewed token is refused alike, the
-    /// refusal is the answer's own (an `Auth…` error on one field of a batch), and it is
-    /// returned to be judged field by field.
-    Renew {
-        generation: u64,
-        answer: Option<T>,
-        /// How Pluvo refused it (status, message), for the error if renewal does not help.
-        how: String,
-        grant: Grant,
-    },
-    Fail(PluvoError),
-}
-
-impl<T> Step<T> {
-    fn from_error(error: PluvoError) -> Self {
-        if error.is_retryable() && error != PluvoError::Cancelled {
-            Step::Retry {
-                error,
-                retry_after: None,
-            }
-        } else {
-            Step::Fail(error)
-        }
-    }
-}
-
-/// An HTTP response with its body read completely.
-struct Reply {
-    status: u16,
-    retry_after: Option<Duration>,
-    body: String,
-}
-
 impl PluvoClient {
     pub fn new(settings: ResolvedPluvo, metrics: Arc<Metrics>) -> Result<Self, PluvoError> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            // A redirect means pluvo.url is wrong (Pluvo redirects paths without their trailing
-            // slash); following it would turn a POST into a GET and hide the cause.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("pluvo-sync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PluvoError::Transport(format!("cannot set up the HTTP client: {e}")))?;
-        metrics.describe(
-            REQUESTS,
-            Kind::Counter,
-            "HTTP requests sent to Pluvo, by response status.",
-        );
-        metrics.describe(RATE_LIMITED, Kind::Counter, "HTTP 429 answers from Pluvo.");
-        metrics.describe(
-            RETRIES,
-            Kind::Counter,
-            "Requests to Pluvo repeated after a transient failure.",
-        );
-        let pacer = Pacer::new(
-            settings.rate_per_second,
-            settings.burst,
-            settings.concurrency,
-            // A 429 that does not say how long to wait pauses everyone for the backoff base.
-            settings.backoff_base,
-            metrics.clone(),
-        )?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                http,
-                graphql_url: settings.graphql_url,
-                token_url: settings.token_url,
-                client_id: settings.client_id,
-                client_secret: settings.client_secret,
-                scope: settings.scope,
-                pacer,
-                backoff: Backoff {
-                    base: settings.backoff_base,
-                    cap: settings.backoff_max,
-                },
-                max_attempts: settings.max_attempts.get(),
-                batch_size: settings.batch_size.get(),
-                concurrency: settings.concurrency.get(),
-                tokens: TokenCache::default(),
-                metrics,
-            }),
+            inner: Arc::new(Inner::new(settings, metrics)?),
             cancel: Stop::default(),
         })
     }
@@ -239,9 +92,11 @@ impl PluvoClient {
         }
     }
 
-    /// Aliased mutations per document (`pluvo.batch_size`).
+    /// People per document right now: it starts at `pluvo.batch_size` and finds its level
+    /// between 1 and `pluvo.max_batch_size` (see [`super::sizing`]). The apply stage forms each
+    /// document's items by it, so the size is decided here only.
     pub fn batch_size(&self) -> usize {
-        self.inner.batch_size
+        self.inner.sizer.current()
     }
 
     /// Requests allowed in flight at once (`pluvo.concurrency`); callers may run this many batches
@@ -259,30 +114,19 @@ impl PluvoClient {
     /// chunk as the caller sized it). Each item succeeds or fails on its own.
     pub async fn upsert_users(&self, items: &[UserUpsert]) -> Batch<UpsertedUser> {
         let started = Instant::now();
-        let (results, attempts) = self
-            .batches(
-                items,
-                documents::upsert_users,
-                |payload: UpsertUserPayload| {
-                    let user = payload.user.ok_or_else(|| {
-                        PluvoError::Decode(
-                            "updateOrCreateUser returned no user and no error".into(),
-                        )
-                    })?;
-                    Ok(UpsertedUser {
-                        id: user.id.to_string(),
-                        r#ref: user.user_ref,
-                        // Pluvo documents `created` as always present; if it is not, "updated" is the
-                        // answer that cannot make the caller record a user twice.
-                        created: payload.created.unwrap_or(false),
-                    })
-                },
-            )
+        let (results, attempts, batch_size) = self
+            .batches(items, documents::upsert_users, |_, aliases, response| {
+                split::<UpsertUserPayload>(aliases, response)
+                    .into_iter()
+                    .map(|r| r.and_then(upserted))
+                    .collect()
+            })
             .await;
         Batch {
             attempts,
             elapsed: started.elapsed(),
             items: results,
+            batch_size,
         }
     }
 
@@ -290,11 +134,16 @@ impl PluvoClient {
     pub async fn set_category_values(&self, items: &[CategoryUpdate]) -> Batch<()> {
         let started = Instant::now();
         let to_send: Vec<&CategoryUpdate> = items.iter().filter(|i| !i.values.is_empty()).collect();
-        let (sent, attempts) = self
+        let (sent, attempts, batch_size) = self
             .batches(
                 &to_send,
                 documents::set_category_values,
-                |_: SetCategoryValuesPayload| Ok(()),
+                |_, aliases, response| {
+                    split::<SetCategoryValuesPayload>(aliases, response)
+                        .into_iter()
+                        .map(|r| r.map(drop))
+                        .collect()
+                },
             )
             .await;
         let mut sent = sent.into_iter();
@@ -316,6 +165,7 @@ impl PluvoClient {
             attempts,
             elapsed: started.elapsed(),
             items: results,
+            batch_size,
         }
     }
 
@@ -325,7 +175,7 @@ impl PluvoClient {
         group: &GroupRef,
         users: &[EmployeeRef],
     ) -> Result<Membership, PluvoError> {
-        self.membership::<AddUsersToGroup>(group, users).await
+        self.one_membership_change(group, true, users).await
     }
 
     /// Removes users (by ref) from a group. Pluvo applies this asynchronously.
@@ -334,36 +184,82 @@ impl PluvoClient {
         group: &GroupRef,
         users: &[EmployeeRef],
     ) -> Result<Membership, PluvoError> {
-        self.membership::<RemoveUsersFromGroup>(group, users).await
+        self.one_membership_change(group, false, users).await
     }
 
-    /// Sends the refs in chunks of [`REFS_PER_MEMBERSHIP_CALL`] and adds up the answers. A failing
-    /// chunk fails the call; chunks before it were applied (both mutations are idempotent, so the
-    /// caller can simply repeat the whole change).
-    async fn membership<M: MembershipChange>(
+    async fn one_membership_change(
         &self,
         group: &GroupRef,
+        adding: bool,
         users: &[EmployeeRef],
     ) -> Result<Membership, PluvoError> {
-        let mut total = Membership::default();
-        for chunk in users.chunks(REFS_PER_MEMBERSHIP_CALL) {
-            let variables = GroupMembersVariables {
-                group_ref: group.as_str().to_owned(),
-                user_refs: Some(chunk.iter().map(|u| u.as_str().to_owned()).collect()),
-            };
-            let (data, attempts) = self
-                .inner
-                .execute(M::operation(variables), &self.cancel)
-                .await?;
-            total.attempts += attempts;
-            let [done, already, failed] = data.lists().ok_or_else(|| {
-                PluvoError::Decode(format!("{} returned nothing and no error", M::FIELD))
-            })?;
-            total.done.extend(done.unwrap_or_default());
-            total.already.extend(already.unwrap_or_default());
-            total.failed.extend(failed.unwrap_or_default());
+        let change = MembershipChange {
+            group: group.clone(),
+            adding,
+            users: users.to_vec(),
+        };
+        let batch = self.change_memberships(std::slice::from_ref(&change)).await;
+        let attempts = batch.attempts;
+        let mut membership = batch.items.into_iter().next().unwrap_or_else(|| {
+            Err(PluvoError::Decode(
+                "internal: result missing for a group".into(),
+            ))
+        })?;
+        membership.attempts = attempts;
+        Ok(membership)
+    }
+
+    /// Membership changes of any number of groups, in documents of root fields of at most
+    /// [`REFS_PER_MEMBERSHIP_FIELD`] refs each (a group of 101 new members is two fields of one
+    /// document), in the order given. One result per change: a change fails when a field of it
+    /// failed (its other fields were applied; both mutations are idempotent, so repeating the
+    /// whole change is safe).
+    pub async fn change_memberships(&self, changes: &[MembershipChange]) -> Batch<Membership> {
+        let started = Instant::now();
+        let mut owners = Vec::new();
+        let mut fields = Vec::new();
+        for (index, change) in changes.iter().enumerate() {
+            for users in change.users.chunks(REFS_PER_MEMBERSHIP_FIELD) {
+                owners.push(index);
+                fields.push(MembershipField {
+                    group: &change.group,
+                    adding: change.adding,
+                    users,
+                });
+            }
         }
-        Ok(total)
+        let (results, attempts, batch_size) = self
+            .batches(
+                &fields,
+                documents::change_memberships,
+                |_, aliases, response| split::<MembershipPayload>(aliases, response),
+            )
+            .await;
+        let mut items: Vec<Result<Membership, PluvoError>> = changes
+            .iter()
+            .map(|_| {
+                Ok(Membership {
+                    attempts,
+                    ..Membership::default()
+                })
+            })
+            .collect();
+        for (owner, result) in owners.into_iter().zip(results) {
+            let Some(item) = items.get_mut(owner) else {
+                continue;
+            };
+            match (item.as_mut(), result) {
+                (Ok(total), Ok(payload)) => payload.add_to(total),
+                (Ok(_), Err(error)) => *item = Err(error),
+                (Err(_), _) => {}
+            }
+        }
+        Batch {
+            attempts,
+            elapsed: started.elapsed(),
+            items,
+            batch_size,
+        }
     }
 
     pub async fn find_user_by_email(
@@ -484,20 +380,23 @@ impl PluvoClient {
             .collect())
     }
 
-    /// Sends `items` in documents of at most `batch_size` aliases, one after the other, and
-    /// judges each alias on its own. Results are in input order.
-    async fn batches<I, P, T>(
+    /// Sends `items` in documents of the current batch size (one document when the caller
+    /// formed them at [`Self::batch_size`]), one after the other, and judges each alias on its
+    /// own. A document Pluvo refuses as too big ([`is_too_big`]) shrinks the batch size and its
+    /// items are re-sent in smaller documents; an accepted one lets the size grow. Results are
+    /// in input order; the last value is the smallest document size used.
+    async fn batches<I, T>(
         &self,
         items: &[I],
         build: impl Fn(&[I]) -> Result<AliasedDocument, PluvoError>,
-        finish: impl Fn(P) -> Result<T, PluvoError>,
-    ) -> (Vec<Result<T, PluvoError>>, u32)
-    where
-        P: DeserializeOwned,
-    {
+        judge: impl Fn(&[I], &[String], &RawResponse) -> Vec<Result<T, PluvoError>>,
+    ) -> (Vec<Result<T, PluvoError>>, u32, usize) {
+        let sizer = &self.inner.sizer;
         let mut results = Vec::with_capacity(items.len());
         let mut attempts = 0;
-        for chunk in items.chunks(self.inner.batch_size) {
+        let mut smallest = 0;
+        let mut queue: VecDeque<&[I]> = items.chunks(sizer.current()).collect();
+        while let Some(chunk) = queue.pop_front() {
             let document = match build(chunk) {
                 Ok(document) => document,
                 Err(error) => {
@@ -507,17 +406,37 @@ impl PluvoClient {
             };
             let aliases = document.aliases().to_vec();
             let request = document.into_request();
+            let splittable = chunk.len() > 1;
             let (response, sent) = self
                 .inner
-                .graphql(request.operation_name, &request, &self.cancel)
+                .graphql_document(request.operation_name, &request, &self.cancel, splittable)
                 .await;
             attempts += sent;
+            let too_big = match &response {
+                Ok(response) => response
+                    .errors()
+                    .iter()
+                    .any(|e| error_root(e).is_none() && graphql_says_too_big(e)),
+                Err(error) => is_too_big(error),
+            };
+            if too_big && splittable {
+                let size = sizer.refused(chunk.len()).min(chunk.len() - 1).max(1);
+                for smaller in chunk.chunks(size).rev() {
+                    queue.push_front(smaller);
+                }
+                continue;
+            }
+            if !too_big && response.is_ok() {
+                sizer.accepted(chunk.len());
+            }
+            smallest = if smallest == 0 {
+                chunk.len()
+            } else {
+                smallest.min(chunk.len())
+            };
             let judged: Vec<Result<T, PluvoError>> = match response {
-                Ok(response) => split::<P>(&aliases, &response)
-                    .into_iter()
-                    .map(|r| r.and_then(&finish))
-                    .collect(),
-                Err(error) => aliases.iter().map(|_| Err(error.clone())).collect(),
+                Ok(response) => judge(chunk, &aliases, &response),
+                Err(error) => chunk.iter().map(|_| Err(error.clone())).collect(),
             };
             debug!(
                 operation = request.operation_name,
@@ -528,42 +447,44 @@ impl PluvoClient {
             );
             results.extend(judged);
         }
-        (results, attempts)
+        (results, attempts, smallest)
     }
 }
 
-/// `addUsersToGroup` and `removeUsersFromGroup` answer the same three lists under other names.
-trait MembershipChange: DeserializeOwned {
-    const FIELD: &'static str;
-    fn operation(variables: GroupMembersVariables)
-    -> cynic::Operation<Self, GroupMembersVariables>;
-    /// Done, already so, failed.
-    fn lists(self) -> Option<[Option<Vec<String>>; 3]>;
+/// An upsert's answer in domain words.
+fn upserted(payload: UpsertUserPayload) -> Result<UpsertedUser, PluvoError> {
+    let user = payload.user.ok_or_else(|| {
+        PluvoError::Decode("updateOrCreateUser returned no user and no error".into())
+    })?;
+    Ok(UpsertedUser {
+        id: user.id.to_string(),
+        r#ref: user.user_ref,
+        // Pluvo documents `created` as always present; if it is not, "updated" is the answer
+        // that cannot make the caller record a user twice.
+        created: payload.created.unwrap_or(false),
+    })
 }
 
-impl MembershipChange for AddUsersToGroup {
-    const FIELD: &'static str = "addUsersToGroup";
-    fn operation(
-        variables: GroupMembersVariables,
-    ) -> cynic::Operation<Self, GroupMembersVariables> {
-        <Self as MutationBuilder<_>>::build(variables)
-    }
-    fn lists(self) -> Option<[Option<Vec<String>>; 3]> {
-        self.add_users_to_group
-            .map(|p| [p.added_ids, p.already_added_ids, p.failed_ids])
-    }
+/// What `addUsersToGroup` or `removeUsersFromGroup` answered: the same three lists under other
+/// names, read as one shape so a document may mix both.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MembershipPayload {
+    added_ids: Option<Vec<String>>,
+    already_added_ids: Option<Vec<String>>,
+    removed_ids: Option<Vec<String>>,
+    already_removed_ids: Option<Vec<String>>,
+    failed_ids: Option<Vec<String>>,
 }
 
-impl MembershipChange for RemoveUsersFromGroup {
-    const FIELD: &'static str = "removeUsersFromGroup";
-    fn operation(
-        variables: GroupMembersVariables,
-    ) -> cynic::Operation<Self, GroupMembersVariables> {
-        <Self as MutationBuilder<_>>::build(variables)
-    }
-    fn lists(self) -> Option<[Option<Vec<String>>; 3]> {
-        self.remove_users_from_group
-            .map(|p| [p.removed_ids, p.already_removed_ids, p.failed_ids])
+impl MembershipPayload {
+    fn add_to(self, total: &mut Membership) {
+        let all = |lists: [Option<Vec<String>>; 2]| lists.into_iter().flatten().flatten();
+        total.done.extend(all([self.added_ids, self.removed_ids]));
+        total
+            .already
+            .extend(all([self.already_added_ids, self.already_removed_ids]));
+        total.failed.extend(self.failed_ids.unwrap_or_default());
     }
 }
 
@@ -591,349 +512,6 @@ fn not_found_as_none(
     }
 }
 
-impl Inner {
-    /// The one typed path for single-field operations: any GraphQL error fails the call.
-    async fn execute<Q, V>(
-        &self,
-        op: cynic::Operation<Q, V>,
-        cancel: &Stop,
-    ) -> Result<(Q, u32), PluvoError>
-    where
-        Q: DeserializeOwned,
-        V: serde::Serialize,
-    {
-        let name = op.operation_name.clone().unwrap_or_default();
-        let (response, attempts) = self.graphql(&name, &op, cancel).await;
-        let response = response?;
-        if let Some(error) = response.errors().first() {
-            return Err(from_graphql(error));
-        }
-        let data = response
-            .data
-            .ok_or_else(|| PluvoError::Decode(format!("{name}: no data and no errors")))?;
-        let data = Q::deserialize(data).map_err(|e| PluvoError::Decode(format!("{name}: {e}")))?;
-        Ok((data, attempts))
-    }
-
-    /// POSTs a GraphQL request with retries and token renewal; returns the response (possibly
-    /// with field errors) and the number of HTTP requests it took.
-    async fn graphql(
-        &self,
-        operation: &str,
-        request: &impl serde::Serialize,
-        cancel: &Stop,
-    ) -> (Result<RawResponse, PluvoError>, u32) {
-        let body = match serde_json::to_string(request) {
-            Ok(body) => body,
-            Err(e) => {
-                return (
-                    Err(PluvoError::InvalidDocument {
-                        code: None,
-                        message: format!("internal: cannot encode the request ({e})"),
-                    }),
-                    0,
-                );
-            }
-        };
-        self.run(operation, cancel, |attempt| {
-            self.graphql_attempt(operation, &body, attempt, cancel)
-        })
-        .await
-    }
-
-    async fn graphql_attempt(
-        &self,
-        operation: &str,
-        body: &str,
-        attempt: u32,
-        cancel: &Stop,
-    ) -> Step<RawResponse> {
-        let token = match self.token(cancel).await {
-            Ok(token) => token,
-            // The token request had its own retries; repeating them here would multiply them.
-            Err(error) => return Step::Fail(error),
-        };
-        let request = self
-            .http
-            .post(self.graphql_url.clone())
-            .bearer_auth(token.secret.expose_secret())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_owned());
-        let reply = match self.exchange(operation, attempt, request, cancel).await {
-            Ok(reply) => reply,
-            Err(error) => return Step::from_error(error),
-        };
-        if let Some(step) = self.transient(&reply) {
-            return step;
-        }
-        let parsed = serde_json::from_str::<RawResponse>(&reply.body)
-            .ok()
-            .filter(|r| r.data.is_some() || r.errors.is_some());
-        let refusal = parsed
-            .as_ref()
-            .and_then(|response| {
-                response
-                    .errors()
-                    .iter()
-                    .find(|e| is_auth_error(e, reply.status))
-                    .map(|e| excerpt(&e.message))
-            })
-            // Any 401, or a 403 whose (non-GraphQL) body speaks of authentication, as Django
-            // REST framework answers a missing or expired token.
-            .or_else(|| {
-                (reply.status == 401
-                    || (reply.status == 403
-                        && parsed.is_none()
-                        && body_mentions_authentication(&reply.body)))
-                .then(|| excerpt(&reply.body))
-            });
-        if let Some(message) = refusal {
-            let answered = matches!(reply.status, 200..=299);
-            return Step::Renew {
-                generation: token.generation,
-                answer: parsed.filter(|_| answered),
-                how: format!("HTTP {}: {message}", reply.status),
-                grant: token.grant,
-            };
-        }
-        match (reply.status, parsed) {
-            (200..=299, Some(response)) => Step::Done(response),
-            (200..=299, None) => Step::Fail(PluvoError::Decode(format!(
-                "{operation}: the answer is not a GraphQL response: {}",
-                excerpt(&reply.body)
-            ))),
-            // Some servers answer a document that does not validate, or a conflict, with a 4xx and
-            // an errors list: the errors say what was refused, to be judged like any other.
-            (400 | 409 | 422, Some(response)) if !response.errors().is_empty() => {
-                Step::Done(response)
-            }
-            (status, _) => Step::Fail(PluvoError::http(status, &reply.body)),
-        }
-    }
-
-    /// The cached token, or a new one; concurrent callers share one token request.
-    async fn token(&self, cancel: &Stop) -> Result<Token, PluvoError> {
-        self.tokens.get(|| self.fetch_token(cancel)).await
-    }
-
-    async fn fetch_token(&self, cancel: &Stop) -> Result<Issued, PluvoError> {
-        let (result, _) = self
-            .run("oauth_token", cancel, |attempt| {
-                self.token_attempt(attempt, cancel)
-            })
-            .await;
-        result
-    }
-
-    async fn token_attempt(&self, attempt: u32, cancel: &Stop) -> Step<Issued> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose_secret()),
-            ("scope", self.scope.as_str()),
-        ];
-        let request = self.http.post(self.token_url.clone()).form(&form);
-        let reply = match self.exchange("oauth_token", attempt, request, cancel).await {
-            Ok(reply) => reply,
-            Err(error) => return Step::from_error(error),
-        };
-        if let Some(step) = self.transient(&reply) {
-            return step;
-        }
-        match reply.status {
-            200..=299 => match parse_token(&reply.body, &self.scope) {
-                Ok((issued, missing)) => {
-                    if !missing.is_empty() {
-                        warn!(
-                            missing = %missing.join(" "),
-                            "Pluvo granted fewer scopes than pluvo.scope asks for; calls needing them will be refused"
-                        );
-                    }
-                    Step::Done(issued)
-                }
-                Err(error) => Step::Fail(error),
-            },
-            status => Step::Fail(token_refused(status, &reply.body)),
-        }
-    }
-
-    /// 429 and retryable 5xx ask for a retry. (The pacer has already heard the answer, and
-    /// paused everyone for its `Retry-After` and slowed down where it asked for that.)
-    fn transient<T>(&self, reply: &Reply) -> Option<Step<T>> {
-        match reply.status {
-            429 => Some(Step::Retry {
-                error: PluvoError::RateLimited {
-                    retry_after: reply.retry_after,
-                },
-                retry_after: reply.retry_after,
-            }),
-            status if is_retryable_status(status) => Some(Step::Retry {
-                error: PluvoError::http(status, &reply.body),
-                retry_after: reply.retry_after,
-            }),
-            _ => None,
-        }
-    }
-
-    /// Repeats `attempt` as its [`Step`]s ask, within `max_attempts` transient failures and
-    /// [`MAX_RENEWALS`] token renewals. Returns the outcome and the number of requests sent.
-    ///
-    /// `attempt` is a plain closure returning a future, not an async closure: the futures of
-    /// async closures are not provably `Send` for every lifetime, and callers spawn these calls.
-    async fn run<T, F>(
-        &self,
-        operation: &str,
-        cancel: &Stop,
-        mut attempt: impl FnMut(u32) -> F,
-    ) -> (Result<T, PluvoError>, u32)
-    where
-        F: Future<Output = Step<T>>,
-    {
-        let mut requests = 0;
-        let mut failures = 0;
-        let mut renewals = 0;
-        loop {
-            requests += 1;
-            match attempt(requests).await {
-                Step::Done(value) => return (Ok(value), requests),
-                Step::Fail(error) => return (Err(error), requests),
-                Step::Renew {
-                    generation,
-                    answer,
-                    how,
-                    grant,
-                } => {
-                    if renewals >= MAX_RENEWALS {
-                        if let Some(answer) = answer {
-                            return (Ok(answer), requests);
-                        }
-                        return (Err(refused_after_renewal(&how, &grant)), requests);
-                    }
-                    renewals += 1;
-                    debug!(operation, "token refused, renewing it");
-                    self.tokens.invalidate(generation).await;
-                }
-                Step::Retry { error, retry_after } => {
-                    failures += 1;
-                    if failures >= self.max_attempts {
-                        let error = PluvoError::Exhausted {
-                            attempts: failures,
-                            last: Box::new(error),
-                        };
-                        return (Err(error), requests);
-                    }
-                    let delay = self
-                        .backoff
-                        .retry_delay(failures, retry_after, &mut rand::rng());
-                    self.metrics.inc(RETRIES, vec![]);
-                    warn!(
-                        operation,
-                        attempt = requests,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        error = %error,
-                        "transient failure talking to Pluvo; retrying"
-                    );
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = cancel.cancelled() => {
-                            debug!(operation, error = %error, "stopping: not retrying");
-                            return (Err(PluvoError::Cancelled), requests);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// One HTTP request: admitted by the pacer, counted by status, body read completely.
-    async fn exchange(
-        &self,
-        operation: &str,
-        attempt: u32,
-        request: reqwest::RequestBuilder,
-        cancel: &Stop,
-    ) -> Result<Reply, PluvoError> {
-        let span = debug_span!("pluvo_request", operation, attempt);
-        async {
-            // Nothing is sent once the run is stopping, however long admission would take.
-            if !cancel.may_send() {
-                return Err(PluvoError::Cancelled);
-            }
-            let admission = tokio::select! {
-                biased;
-                () = cancel.cancelled() => return Err(PluvoError::Cancelled),
-                admission = self.pacer.admit() => admission,
-            };
-            if !cancel.may_send() {
-                return Err(PluvoError::Cancelled);
-            }
-            let started = Instant::now();
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(error) => {
-                    self.metrics
-                        .inc(REQUESTS, vec![("status", "transport_error".into())]);
-                    debug!(elapsed_ms = elapsed_ms(started), error = %error, "no response");
-                    return Err(transport_error(&error));
-                }
-            };
-            let status = response.status().as_u16();
-            self.metrics
-                .inc(REQUESTS, vec![("status", status.to_string())]);
-            if status == 429 {
-                self.metrics.inc(RATE_LIMITED, vec![]);
-            }
-            let retry_after = retry_after(response.headers());
-            // Before the body is read: the other tasks must stop (or may speed up) at once.
-            self.pacer.answered(&admission.ticket, status, retry_after);
-            // A connection dropped mid-body is as transient as one dropped before the headers.
-            let body = response.text().await.map_err(|e| transport_error(&e))?;
-            debug!(status, elapsed_ms = elapsed_ms(started), "response");
-            Ok(Reply {
-                status,
-                retry_after,
-                body,
-            })
-        }
-        .instrument(span)
-        .await
-    }
-}
-
-/// Whether a non-GraphQL error body speaks of authentication (e.g. Django REST framework's
-/// `{"detail": "Authentication credentials were not provided."}` with HTTP 403).
-fn body_mentions_authentication(body: &str) -> bool {
-    let body = body.to_lowercase();
-    ["authenticat", "token", "credentials"]
-        .iter()
-        .any(|word| body.contains(word))
-}
-
-fn elapsed_ms(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-fn transport_error(error: &reqwest::Error) -> PluvoError {
-    if error.is_timeout() {
-        return PluvoError::Timeout;
-    }
-    if error.is_builder() {
-        return PluvoError::Config {
-            key: "pluvo.url",
-            reason: format!("cannot be used for a request: {error}"),
-        };
-    }
-    // reqwest's own message is generic ("error sending request"); the cause is in the chain.
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    PluvoError::Transport(message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -947,6 +525,7 @@ mod tests {
         send(client.set_category_values(&[]));
         send(client.add_to_group(group, &[]));
         send(client.remove_from_group(group, &[]));
+        send(client.change_memberships(&[]));
         send(client.find_user_by_email(e));
         send(client.find_user_by_ref(r));
         send(client.groups());

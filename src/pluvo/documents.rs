@@ -1,4 +1,5 @@
-//! The batched documents the client sends: n × `updateOrCreateUser`, n × `updateExtraCategoryValues`.
+//! The batched documents the client sends: n × `updateOrCreateUser`, n × `updateExtraCategoryValues`,
+//! and membership documents mixing `removeUsersFromGroup` and `addUsersToGroup` fields.
 //!
 //! Each takes its selection set from the cynic one-field operation in [`super::operations`] and its
 //! variable values from the cynic input types, so only the argument list is written here; the
@@ -9,14 +10,67 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::PluvoError;
-use super::batch::{AliasedDocument, Arg};
+use super::batch::{AliasedDocument, Arg, FieldShape};
 use super::operations::{
-    SetCategoryValues, SetCategoryValuesVariables, UpsertUser, UpsertUserVariables, UserInput,
+    AddUsersToGroup, GroupMembersVariables, RemoveUsersFromGroup, SetCategoryValues,
+    SetCategoryValuesVariables, UpsertUser, UpsertUserVariables, UserInput,
 };
 use super::types::{CategoryUpdate, Selector, UserUpsert, category_value_input};
+use crate::domain::{EmployeeRef, GroupRef};
 
 pub(crate) const UPSERT_USERS: &str = "UpsertUsers";
 pub(crate) const SET_CATEGORY_VALUES: &str = "SetCategoryValues";
+pub(crate) const CHANGE_MEMBERSHIPS: &str = "ChangeMemberships";
+
+/// One membership root field: at most [`super::REFS_PER_MEMBERSHIP_FIELD`] users of one group.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MembershipField<'a> {
+    pub(crate) group: &'a GroupRef,
+    pub(crate) adding: bool,
+    pub(crate) users: &'a [EmployeeRef],
+}
+
+/// `r0: removeUsersFromGroup(groupRef: $r0_groupRef, userRefs: $r0_userRefs) { … }` or
+/// `a1: addUsersToGroup(…) { … }` per field, in the order given: Pluvo runs a mutation
+/// document's root fields in order, so removals put first happen first.
+pub(crate) fn change_memberships(
+    fields: &[MembershipField<'_>],
+) -> Result<AliasedDocument, PluvoError> {
+    let members = || GroupMembersVariables {
+        group_ref: String::new(),
+        user_refs: Some(Vec::new()),
+    };
+    let add = FieldShape {
+        field: "addUsersToGroup",
+        alias_prefix: "a",
+        selection: super::batch::root_selection(&AddUsersToGroup::build(members()).query)?,
+    };
+    let remove = FieldShape {
+        field: "removeUsersFromGroup",
+        alias_prefix: "r",
+        selection: super::batch::root_selection(&RemoveUsersFromGroup::build(members()).query)?,
+    };
+    let mut document = AliasedDocument::with_shape(CHANGE_MEMBERSHIPS, add.clone());
+    for field in fields {
+        let users: Vec<&str> = field.users.iter().map(EmployeeRef::as_str).collect();
+        document.push_field(
+            if field.adding { &add } else { &remove },
+            vec![
+                Arg::Variable {
+                    name: "groupRef",
+                    graphql_type: "String!",
+                    value: Value::String(field.group.as_str().to_owned()),
+                },
+                Arg::Variable {
+                    name: "userRefs",
+                    graphql_type: "[String!]",
+                    value: to_json(users)?,
+                },
+            ],
+        );
+    }
+    Ok(document)
+}
 
 fn to_json(value: impl Serialize) -> Result<Value, PluvoError> {
     serde_json::to_value(value).map_err(|e| PluvoError::InvalidDocument {
@@ -27,14 +81,40 @@ fn to_json(value: impl Serialize) -> Result<Value, PluvoError> {
 
 /// `u0: updateOrCreateUser(ref: $u0_ref, sendInvite: false, user: $u0_user) { … }` per item.
 pub(crate) fn upsert_users(items: &[UserUpsert]) -> Result<AliasedDocument, PluvoError> {
+    let mut document = AliasedDocument::with_shape(UPSERT_USERS, upsert_shape()?);
+    for item in items {
+        document.push(upsert_args(item)?);
+    }
+    Ok(document)
+}
+
+fn upsert_shape() -> Result<FieldShape, PluvoError> {
     let template = UpsertUser::build(UpsertUserVariables {
         user_ref: None,
         email: None,
         user: UserInput::default(),
     });
-    let selection = super::batch::root_selection(&template.query)?;
-    let mut document = AliasedDocument::new(UPSERT_USERS, "updateOrCreateUser", "u", selection);
-    for item in items {
+    Ok(FieldShape {
+        field: "updateOrCreateUser",
+        alias_prefix: "u",
+        selection: super::batch::root_selection(&template.query)?,
+    })
+}
+
+fn categories_shape() -> Result<FieldShape, PluvoError> {
+    let template = SetCategoryValues::build(SetCategoryValuesVariables {
+        model_ref: String::new(),
+        values: Vec::new(),
+    });
+    Ok(FieldShape {
+        field: "updateExtraCategoryValues",
+        alias_prefix: "c",
+        selection: super::batch::root_selection(&template.query)?,
+    })
+}
+
+fn upsert_args(item: &UserUpsert) -> Result<Vec<Arg>, PluvoError> {
+    {
         let selector = match &item.selector {
             Selector::Ref(r) => Arg::Variable {
                 name: "ref",
@@ -47,7 +127,7 @@ pub(crate) fn upsert_users(items: &[UserUpsert]) -> Result<AliasedDocument, Pluv
                 value: Value::String(e.as_str().to_owned()),
             },
         };
-        document.push(vec![
+        Ok(vec![
             selector,
             // The one place sendInvite is written; no input can change it.
             Arg::Literal {
@@ -59,50 +139,44 @@ pub(crate) fn upsert_users(items: &[UserUpsert]) -> Result<AliasedDocument, Pluv
                 graphql_type: "UserInput!",
                 value: to_json(UserInput::from(&item.fields))?,
             },
-        ]);
+        ])
+    }
+}
+
+/// `c0: updateExtraCategoryValues(contentType: USER, modelRef: $c0_modelRef, values: $c0_values) { … }`.
+/// The user is named by ref (`modelRef`), so a user created earlier in the same document is found.
+pub(crate) fn set_category_values(
+    items: &[&CategoryUpdate],
+) -> Result<AliasedDocument, PluvoError> {
+    let mut document = AliasedDocument::with_shape(SET_CATEGORY_VALUES, categories_shape()?);
+    for item in items {
+        document.push(category_args(item)?);
     }
     Ok(document)
 }
 
-/// `c0: updateExtraCategoryValues(contentType: USER, modelRef: $c0_modelRef, values: $c0_values) { … }`.
-pub(crate) fn set_category_values(
-    items: &[&CategoryUpdate],
-) -> Result<AliasedDocument, PluvoError> {
-    let template = SetCategoryValues::build(SetCategoryValuesVariables {
-        model_ref: String::new(),
-        values: Vec::new(),
-    });
-    let selection = super::batch::root_selection(&template.query)?;
-    let mut document = AliasedDocument::new(
-        SET_CATEGORY_VALUES,
-        "updateExtraCategoryValues",
-        "c",
-        selection,
-    );
-    for item in items {
-        let values: Vec<_> = item
-            .values
-            .iter()
-            .map(|(category, value)| category_value_input(category, value))
-            .collect();
-        document.push(vec![
-            Arg::Literal {
-                name: "contentType",
-                value: "USER",
-            },
-            Arg::Variable {
-                name: "modelRef",
-                graphql_type: "String!",
-                value: Value::String(item.user.as_str().to_owned()),
-            },
-            Arg::Variable {
-                name: "values",
-                graphql_type: "[ExtraCategoryValueInput!]!",
-                value: to_json(values)?,
-            },
-        ]);
-    }
-    Ok(document)
+fn category_args(item: &CategoryUpdate) -> Result<Vec<Arg>, PluvoError> {
+    let values: Vec<_> = item
+        .values
+        .iter()
+        .map(|(category, value)| category_value_input(category, value))
+        .collect();
+    Ok(vec![
+        Arg::Literal {
+            name: "contentType",
+            value: "USER",
+        },
+        Arg::Variable {
+            name: "modelRef",
+            graphql_type: "String!",
+            value: Value::String(item.user.as_str().to_owned()),
+        },
+        Arg::Variable {
+            name: "values",
+            graphql_type: "[ExtraCategoryValueInput!]!",
+            value: to_json(values)?,
+        },
+    ])
 }
 
 /// Every document the client can send, by operation name: the cynic operations and the batched
@@ -118,7 +192,7 @@ pub(crate) fn every_document() -> Result<Vec<(&'static str, String)>, PluvoError
     };
     use super::types::UserFields;
     use crate::domain::CategoryValue;
-    use crate::domain::{CategoryRef, Email, EmployeeRef};
+    use crate::domain::{CategoryRef, Email};
 
     let members = || GroupMembersVariables {
         group_ref: "g".into(),
@@ -179,6 +253,18 @@ pub(crate) fn every_document() -> Result<Vec<(&'static str, String)>, PluvoError
             SET_CATEGORY_VALUES,
             set_category_values(&[&update])?.into_request().query,
         ),
+        (CHANGE_MEMBERSHIPS, {
+            let group = GroupRef::parse("g").map_err(|_| internal("a group ref"))?;
+            let users = [EmployeeRef::parse("1").map_err(|_| internal("a ref"))?];
+            let field = |adding| MembershipField {
+                group: &group,
+                adding,
+                users: &users,
+            };
+            change_memberships(&[field(false), field(true)])?
+                .into_request()
+                .query
+        }),
     ])
 }
 
@@ -192,7 +278,7 @@ mod tests {
     use super::super::types::UserFields;
     use super::*;
     use crate::domain::CategoryValue;
-    use crate::domain::{CategoryRef, Email, EmployeeRef, Language, Role};
+    use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
 
     fn schema() -> Valid<Schema> {
         let sdl = include_str!("../../schema/pluvo.graphql");
@@ -279,7 +365,54 @@ mod tests {
             let request = set_category_values(&refs).unwrap().into_request();
             assert_valid(&schema, &format!("SetCategoryValues x{n}"), &request.query);
             assert_variables_match(&request.query, &request.variables);
+
+            let groups: Vec<GroupRef> = (0..n)
+                .map(|i| GroupRef::parse(&format!("g{i}")).unwrap())
+                .collect();
+            let users: Vec<EmployeeRef> = (0..=n)
+                .map(|i| EmployeeRef::parse(&format!("{i}")).unwrap())
+                .collect();
+            let fields: Vec<MembershipField<'_>> = groups
+                .iter()
+                .flat_map(|group| {
+                    [false, true].map(|adding| MembershipField {
+                        group,
+                        adding,
+                        users: &users,
+                    })
+                })
+                .collect();
+            let request = change_memberships(&fields).unwrap().into_request();
+            assert_valid(&schema, &format!("ChangeMemberships x{n}"), &request.query);
+            assert_variables_match(&request.query, &request.variables);
         }
+    }
+
+    #[test]
+    fn membership_documents_mix_removals_and_additions_in_the_order_given() {
+        let group = GroupRef::parse("sales").unwrap();
+        let users = [EmployeeRef::parse("7").unwrap()];
+        let field = |adding| MembershipField {
+            group: &group,
+            adding,
+            users: &users,
+        };
+        let request = change_memberships(&[field(false), field(true)])
+            .unwrap()
+            .into_request();
+        let remove = request
+            .query
+            .find("r0: removeUsersFromGroup(groupRef: $r0_groupRef, userRefs: $r0_userRefs)")
+            .expect("removal field");
+        let add = request
+            .query
+            .find("a1: addUsersToGroup(groupRef: $a1_groupRef, userRefs: $a1_userRefs)")
+            .expect("addition field");
+        assert!(remove < add, "{}", request.query);
+        assert_eq!(
+            json!(request.variables),
+            json!({"r0_groupRef": "sales", "r0_userRefs": ["7"], "a1_groupRef": "sales", "a1_userRefs": ["7"]})
+        );
     }
 
     #[test]

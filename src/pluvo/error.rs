@@ -287,7 +287,8 @@ const INVALID_PHRASES: &[&str] = &[
     "not allowed",
 ];
 
-fn any_in(text: &str, needles: &[&str]) -> bool {
+/// Whether `text` contains any of `needles` (the recognisers' one primitive).
+pub(crate) fn any_in(text: &str, needles: &[&str]) -> bool {
     needles.iter().any(|needle| text.contains(needle))
 }
 
@@ -337,6 +338,16 @@ impl Signals {
             message: details.join(" "),
             status: status.filter(|s| *s != 200),
         }
+    }
+
+    /// The codes the error carries (`extensions.code`, `classification`, `type`), lower-cased.
+    pub(crate) fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The message, with any detailed reasons the extensions carried, lower-cased.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
     }
 
     /// The token (or the client behind it) was refused: HTTP 401, a code naming authentication,

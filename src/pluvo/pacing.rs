@@ -10,9 +10,8 @@
 //! slept the same `Retry-After`, woke together, and was refused together (0.85 requests/s of the
 //! 5 allowed, and calls gave up after all their attempts).
 //!
-//! [`Backoff`] computes the wait before a retry: exponential with full jitter ("AWS full jitter":
-//! uniform in `[0, min(cap, base * 2^(n-1))]`), added on top of any `Retry-After`, which spreads
-//! retries of concurrent tasks apart instead of waking them on the same millisecond.
+//! The wait before a retry is [`crate::http::Backoff`]'s, shared with the HR REST source; the
+//! `Retry-After` it adds to is capped here ([`retry_after`], [`MAX_RETRY_AFTER`]).
 //!
 //! Time is a parameter of [`AdaptiveRate`] (every method takes `now`), so its behaviour, down to
 //! a whole 429 storm against a simulated server, is tested without sleeping.
@@ -22,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::header::HeaderMap;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
@@ -342,38 +340,6 @@ impl Pacer {
     }
 }
 
-/// Exponential backoff with full jitter.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    pub(crate) base: Duration,
-    pub(crate) cap: Duration,
-}
-
-impl Backoff {
-    /// The jitter before retry number `retry` (1 for the first retry).
-    pub(crate) fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(31));
-        let ceiling = self.base.saturating_mul(factor).min(self.cap);
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(rng.random_range(0..=nanos))
-    }
-
-    /// The wait before retry number `retry`: what the server asked for (`Retry-After`), plus
-    /// [`Backoff::delay`] on top. Never just the `Retry-After`: tasks refused together would
-    /// all wake on the same millisecond and be refused together again.
-    pub(crate) fn retry_delay(
-        &self,
-        retry: u32,
-        retry_after: Option<Duration>,
-        rng: &mut impl Rng,
-    ) -> Duration {
-        retry_after
-            .unwrap_or_default()
-            .min(MAX_RETRY_AFTER)
-            .saturating_add(self.delay(retry, rng))
-    }
-}
-
 /// `Retry-After` (seconds or an HTTP date, see [`crate::http::retry_after`]), capped at
 /// [`MAX_RETRY_AFTER`].
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -382,12 +348,14 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
     use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
     use reqwest::header::HeaderValue;
 
     use super::*;
+    use crate::http::Backoff;
 
+    /// The backoff the simulated clients below wait with, as the client's defaults.
     const BACKOFF: Backoff = Backoff {
         base: Duration::from_millis(500),
         cap: Duration::from_secs(30),
@@ -408,63 +376,6 @@ mod tests {
             }
             waited = true;
         }
-    }
-
-    #[test]
-    fn backoff_grows_exponentially_under_its_cap() {
-        let mut rng = StdRng::seed_from_u64(7);
-        for retry in 1..=12u32 {
-            let ceiling = (Duration::from_millis(500) * 2u32.pow(retry - 1)).min(BACKOFF.cap);
-            let mut largest = Duration::ZERO;
-            for _ in 0..200 {
-                let delay = BACKOFF.delay(retry, &mut rng);
-                assert!(delay <= ceiling, "retry {retry}: {delay:?} > {ceiling:?}");
-                largest = largest.max(delay);
-            }
-            // 200 uniform draws all landing in the lower half has probability 2^-200.
-            assert!(
-                largest > ceiling / 2,
-                "retry {retry}: jitter never reached the upper half"
-            );
-        }
-    }
-
-    #[test]
-    fn backoff_is_deterministic_for_a_seed_and_survives_huge_retry_numbers() {
-        let a: Vec<_> = (1..6)
-            .map(|n| BACKOFF.delay(n, &mut StdRng::seed_from_u64(1)))
-            .collect();
-        let b: Vec<_> = (1..6)
-            .map(|n| BACKOFF.delay(n, &mut StdRng::seed_from_u64(1)))
-            .collect();
-        assert_eq!(a, b);
-        assert!(BACKOFF.delay(u32::MAX, &mut StdRng::seed_from_u64(1)) <= BACKOFF.cap);
-        assert!(BACKOFF.delay(0, &mut StdRng::seed_from_u64(1)) <= BACKOFF.base);
-    }
-
-    /// The storm's cause: 362 of 432 waits were exactly the 1 s `Retry-After`, so the tasks
-    /// refused together retried together. Every wait must honour it, and they must spread.
-    #[test]
-    fn retries_after_a_retry_after_wait_at_least_that_long_and_spread_beyond_it() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let asked = Some(Duration::from_secs(1));
-        let waits: Vec<Duration> = (0..400)
-            .map(|_| BACKOFF.retry_delay(1, asked, &mut rng))
-            .collect();
-        let (shortest, longest) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
-        assert!(*shortest >= Duration::from_secs(1), "{shortest:?}");
-        assert!(*longest <= Duration::from_millis(1_500), "{longest:?}");
-        let exact = waits.iter().filter(|w| w.as_millis() == 1_000).count();
-        assert!(
-            exact <= 4,
-            "{exact} of 400 waits were exactly the Retry-After"
-        );
-        assert!(*longest - *shortest > Duration::from_millis(400));
-        // Later retries spread wider; without Retry-After the jitter alone remains.
-        assert!(BACKOFF.retry_delay(4, asked, &mut rng) <= Duration::from_secs(5));
-        assert!(BACKOFF.retry_delay(1, None, &mut rng) <= BACKOFF.base);
-        let huge = BACKOFF.retry_delay(1, Some(Duration::MAX), &mut rng);
-        assert!(huge <= MAX_RETRY_AFTER + BACKOFF.base, "{huge:?}");
     }
 
     #[test]

@@ -39,9 +39,12 @@ pub struct PluvoSettings {
     pub burst: u32,
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// Aliased mutations per GraphQL document.
+    /// People per GraphQL document to start with.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// The most people per document the batch size may grow to while Pluvo accepts them.
+    #[serde(default = "default_max_batch_size")]
+    pub max_batch_size: usize,
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
     #[serde(default = "default_max_attempts")]
@@ -66,6 +69,9 @@ fn default_concurrency() -> usize {
 }
 fn default_batch_size() -> usize {
     25
+}
+fn default_max_batch_size() -> usize {
+    100
 }
 fn default_timeout_secs() -> u64 {
     30
@@ -93,15 +99,19 @@ pub struct ResolvedPluvo {
     pub rate_per_second: f64,
     pub burst: NonZeroU32,
     pub concurrency: NonZeroUsize,
+    /// The batch size to start with.
     pub batch_size: NonZeroUsize,
+    /// The batch size grows up to this while Pluvo accepts the documents.
+    pub max_batch_size: NonZeroUsize,
     pub timeout: Duration,
     pub max_attempts: NonZeroU32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
 }
 
-/// The most aliased mutations one document may hold; past this a slow field delays every item.
-const MAX_BATCH_SIZE: usize = 100;
+/// The most people one document may ever hold (`pluvo.max_batch_size`'s own limit); past this a
+/// slow field delays every item, and a refusal costs a large document.
+const MAX_BATCH_SIZE: usize = 500;
 
 fn config(key: &'static str, reason: impl Into<String>) -> PluvoError {
     PluvoError::Config {
@@ -128,6 +138,7 @@ impl PluvoSettings {
             burst: default_burst(),
             concurrency: default_concurrency(),
             batch_size: default_batch_size(),
+            max_batch_size: default_max_batch_size(),
             timeout_secs: default_timeout_secs(),
             max_attempts: default_max_attempts(),
             backoff_base_ms: default_backoff_base_ms(),
@@ -211,12 +222,23 @@ impl PluvoSettings {
             .ok_or_else(|| config("pluvo.burst", "must be at least 1"))?;
         let concurrency = NonZeroUsize::new(self.concurrency)
             .ok_or_else(|| config("pluvo.concurrency", "must be at least 1"))?;
-        let batch_size = NonZeroUsize::new(self.batch_size)
+        let max_batch_size = NonZeroUsize::new(self.max_batch_size)
             .filter(|n| n.get() <= MAX_BATCH_SIZE)
             .ok_or_else(|| {
                 config(
-                    "pluvo.batch_size",
+                    "pluvo.max_batch_size",
                     format!("must be between 1 and {MAX_BATCH_SIZE}"),
+                )
+            })?;
+        let batch_size = NonZeroUsize::new(self.batch_size)
+            .filter(|n| *n <= max_batch_size)
+            .ok_or_else(|| {
+                config(
+                    "pluvo.batch_size",
+                    format!(
+                        "must be between 1 and pluvo.max_batch_size ({max_batch_size}); it is \
+                         where the batch size starts, and it grows from there"
+                    ),
                 )
             })?;
         if self.timeout_secs == 0 {
@@ -244,6 +266,7 @@ impl PluvoSettings {
             burst,
             concurrency,
             batch_size,
+            max_batch_size,
             timeout: Duration::from_secs(self.timeout_secs),
             max_attempts,
             backoff_base: Duration::from_millis(self.backoff_base_ms),
@@ -387,6 +410,7 @@ mod tests {
         assert_eq!(resolved.burst.get(), 1);
         assert_eq!(resolved.concurrency.get(), 4);
         assert_eq!(resolved.batch_size.get(), 25);
+        assert_eq!(resolved.max_batch_size.get(), 100);
         assert_eq!(resolved.timeout, Duration::from_secs(30));
         assert_eq!(resolved.max_attempts.get(), 6);
         assert_eq!(resolved.backoff_base, Duration::from_millis(500));
@@ -441,6 +465,13 @@ mod tests {
             (r#""concurrency": 0"#, "pluvo.concurrency"),
             (r#""batch_size": 0"#, "pluvo.batch_size"),
             (r#""batch_size": 1000"#, "pluvo.batch_size"),
+            (r#""batch_size": 200"#, "pluvo.batch_size"),
+            (r#""max_batch_size": 0"#, "pluvo.max_batch_size"),
+            (r#""max_batch_size": 501"#, "pluvo.max_batch_size"),
+            (
+                r#""batch_size": 30, "max_batch_size": 20"#,
+                "pluvo.batch_size",
+            ),
             (r#""max_attempts": 0"#, "pluvo.max_attempts"),
             (r#""backoff_max_ms": 10"#, "pluvo.backoff_max_ms"),
         ];

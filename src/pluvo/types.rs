@@ -10,7 +10,7 @@ use chrono::NaiveTime;
 use super::PluvoError;
 use super::operations::{CategoryValueInput, ChoiceValueInput, UserInput};
 use crate::domain::CategoryValue;
-use crate::domain::{CategoryRef, Email, EmployeeRef, Language, Role};
+use crate::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Language, Role};
 
 /// How `updateOrCreateUser` finds the user. A user pluvo-sync already knows must be selected by
 /// [`Selector::Ref`]: selecting by e-mail after an address change would create a second account.
@@ -46,6 +46,16 @@ pub struct CategoryUpdate {
     pub values: Vec<(CategoryRef, CategoryValue)>,
 }
 
+/// People to add to (or remove from) one group. Any number: the client sends them in root
+/// fields of at most [`super::REFS_PER_MEMBERSHIP_FIELD`] refs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipChange {
+    pub group: GroupRef,
+    /// `addUsersToGroup` when true, `removeUsersFromGroup` when false.
+    pub adding: bool,
+    pub users: Vec<EmployeeRef>,
+}
+
 /// The outcome of one batched call: one result per input item, in input order.
 #[derive(Debug, Clone)]
 pub struct Batch<T> {
@@ -54,6 +64,9 @@ pub struct Batch<T> {
     pub attempts: u32,
     pub elapsed: Duration,
     pub items: Vec<Result<T, PluvoError>>,
+    /// Items per document the batch went in: the size it was sent at, or, when Pluvo refused
+    /// that as too big, the smallest size its work was re-sent in (0 when nothing was sent).
+    pub batch_size: usize,
 }
 
 impl<T> Batch<T> {

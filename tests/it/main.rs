@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area.
 
+mod batching;
 mod check;
 mod cli;
 mod cli_safety;

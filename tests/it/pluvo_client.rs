@@ -685,6 +685,34 @@ async fn groups_follow_end_cursor_until_the_last_page() {
     assert_eq!(refs, ["g1", "g2", "g3"]);
 }
 
+/// The 100-refs cap is per root field, not per request: 101 new members of one group are two
+/// fields of one document.
+#[tokio::test]
+async fn a_group_of_101_new_members_is_one_request() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1", Some(1)).await;
+    let users: Vec<EmployeeRef> = (0..101).map(|i| employee(&i.to_string())).collect();
+    let refs =
+        |range: std::ops::Range<usize>| -> Vec<String> { range.map(|i| i.to_string()).collect() };
+    graphql("tok-1")
+        .and(body_partial_json(json!({"variables": {
+            "a0_groupRef": "sales", "a0_userRefs": refs(0..100),
+            "a1_groupRef": "sales", "a1_userRefs": refs(100..101),
+        }})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {
+            "a0": {"addedIds": refs(0..100), "alreadyAddedIds": [], "failedIds": []},
+            "a1": {"addedIds": ["100"], "alreadyAddedIds": [], "failedIds": []},
+        }})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (client, _) = client_for(&server.uri(), json!({}));
+    let sales = GroupRef::parse("sales").unwrap();
+    let added = client.add_to_group(&sales, &users).await.unwrap();
+    assert_eq!(added.done.len(), 101);
+    assert_eq!(added.attempts, 1);
+}
+
 #[tokio::test]
 async fn membership_changes_report_per_user_outcomes() {
     let server = MockServer::start().await;
@@ -692,21 +720,21 @@ async fn membership_changes_report_per_user_outcomes() {
     graphql("tok-1")
         .and(body_string_contains("addUsersToGroup"))
         .and(body_partial_json(
-            json!({"variables": {"groupRef": "sales", "userRefs": ["1", "2", "3"]}}),
+            json!({"variables": {"a0_groupRef": "sales", "a0_userRefs": ["1", "2", "3"]}}),
         ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"data": {"addUsersToGroup": {
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"a0": {
                 "addedIds": ["1"], "alreadyAddedIds": ["2"], "failedIds": ["3"]
-            }}}),
-        ))
+            }}})),
+        )
         .expect(1)
         .mount(&server)
         .await;
     graphql("tok-1")
         .and(body_string_contains("removeUsersFromGroup"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "data": {"removeUsersFromGroup": null},
-            "errors": [{"message": "Group not found", "path": ["removeUsersFromGroup"],
+            "data": {"r0": null},
+            "errors": [{"message": "Group not found", "path": ["r0"],
                         "extensions": {"code": "NOT_FOUND"}}]
         })))
         .expect(1)

@@ -87,6 +87,13 @@ pub fn is_mutation(
         .map_err(|e| vec![e.to_graphql_error(&doc.sources)])
 }
 
+/// Root fields of the operation `name` (aliases count apart): what `--max-root-fields` limits.
+pub fn root_fields(doc: &Valid<ExecutableDocument>, name: Option<&str>) -> usize {
+    doc.operations
+        .get(name)
+        .map_or(0, |op| op.selection_set.selections.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

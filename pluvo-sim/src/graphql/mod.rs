@@ -39,7 +39,7 @@ use crate::config::ResultForms;
 use crate::state::{ApiError, ErrorCode, ReportRow, State};
 use crate::style::ErrorStyle;
 
-pub use document::{DocCache, SDL, is_mutation, parse, schema};
+pub use document::{DocCache, SDL, is_mutation, parse, root_fields, schema};
 pub use errors::{errors_body, message_body};
 
 /// A document that ran (possibly with field errors).

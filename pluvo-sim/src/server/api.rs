@@ -12,8 +12,9 @@ use serde::Deserialize;
 
 use super::connection::{Kill, Tracker, drop_connection, error_response, json_response, sleep_ms};
 use super::{MAX_BODY, Shared, lock};
-use crate::config::AuthErrorMode;
+use crate::config::{AuthErrorMode, Faults};
 use crate::graphql;
+use apollo_compiler::validation::Valid;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -171,6 +172,9 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
         Ok(m) => m,
         Err(errors) => return json_response(StatusCode::BAD_REQUEST, graphql::errors_body(errors)),
     };
+    if let Some(refused) = too_many_root_fields(shared, &knobs, &doc, operation) {
+        return refused;
+    }
     let delay = Duration::from_secs(knobs.membership_delay);
     let executed = {
         let mut state = lock(&shared.state);
@@ -206,6 +210,40 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
         return drop_connection(kill).await;
     }
     json_response(StatusCode::OK, executed.body(knobs.error_style))
+}
+
+/// `--max-root-fields`: a document with more root fields is refused before anything runs, with
+/// a GraphQL error worded as complexity limits usually are (HTTP 200, no `path`), or with a
+/// proxy's plain HTTP 413 under `--too-big-413`.
+fn too_many_root_fields(
+    shared: &Shared,
+    knobs: &Faults,
+    doc: &Valid<apollo_compiler::ExecutableDocument>,
+    operation: Option<&str>,
+) -> Option<Response> {
+    let fields = graphql::root_fields(doc, operation);
+    if knobs.max_root_fields == 0 || fields <= knobs.max_root_fields {
+        return None;
+    }
+    lock(&shared.stats).too_big += 1;
+    if knobs.too_big_413 {
+        return Some(
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 Request Entity Too Large",
+            )
+                .into_response(),
+        );
+    }
+    Some(error_response(
+        StatusCode::OK,
+        &format!(
+            "Query is too complex: the document has {fields} root fields, more than the {} \
+             allowed per request; send fewer operations per request",
+            knobs.max_root_fields
+        ),
+        Some("DOCUMENT_TOO_COMPLEX"),
+    ))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

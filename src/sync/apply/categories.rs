@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::{Applier, ApplyOutcome};
+use super::{Applier, ApplyOutcome, sized_chunks};
 use crate::domain::{CategoryRef, CategoryValue, EmployeeRef, OpKind, OpStatus};
 use crate::pluvo::CategoryUpdate;
 use crate::sync::journal::OperationRecord;
@@ -65,22 +65,19 @@ impl Applier<'_> {
         .await;
         let ready = self.hold_unknown_options(ready, outcome).await;
 
-        let calls: Vec<_> = ready
-            .chunks(self.client.batch_size().max(1))
-            .map(|chunk| async move {
-                let items: Vec<CategoryUpdate> = chunk
-                    .iter()
-                    .map(|(employee_ref, changes)| CategoryUpdate {
-                        user: (*employee_ref).clone(),
-                        values: changes
-                            .iter()
-                            .map(|c| (c.category.clone(), c.after.clone()))
-                            .collect(),
-                    })
-                    .collect();
-                (chunk, self.client.set_category_values(&items).await)
-            })
-            .collect();
+        let calls = sized_chunks(&ready, self.client).map(|chunk| async move {
+            let items: Vec<CategoryUpdate> = chunk
+                .iter()
+                .map(|(employee_ref, changes)| CategoryUpdate {
+                    user: (*employee_ref).clone(),
+                    values: changes
+                        .iter()
+                        .map(|c| (c.category.clone(), c.after.clone()))
+                        .collect(),
+                })
+                .collect();
+            (chunk, self.client.set_category_values(&items).await)
+        });
         self.send_and_commit(
             calls,
             snapshot,
@@ -95,7 +92,8 @@ impl Applier<'_> {
                         None,
                         Value::Array(changes.iter().copied().map(category_change_json).collect()),
                     )
-                    .sent(batch.attempts, batch.elapsed);
+                    .sent(batch.attempts, batch.elapsed)
+                    .in_batch(batch.batch_size);
                     match (result, snapshot.get(*employee_ref)) {
                         (Ok(()), Some(before)) => {
                             let mut next = before.clone();

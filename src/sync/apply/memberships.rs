@@ -1,23 +1,21 @@
-//! The memberships phase: group additions and removals, one batched call per group and
-//! direction, removals first. It exists apart because its calls are not per person but per
-//! group, and Pluvo answers for the whole call, so each person's fate is read from the answer
-//! (`verdict`) rather than from an item result.
+//! The memberships phase: group additions and removals, one change per group and direction,
+//! removals first, several groups' changes in one document (as many as the client's batch
+//! size). It exists apart because its changes are not per person but per group, and Pluvo
+//! answers for the whole change, so each person's fate is read from the answer (`verdict`)
+//! rather than from an item result. How many refs go in one root field is the client's to
+//! decide ([`crate::pluvo::REFS_PER_MEMBERSHIP_FIELD`]).
 
-use std::collections::BTreeSet;
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
 use super::adoption::StaleMemberships;
-use super::{Applier, ApplyOutcome};
+use super::{Applier, ApplyOutcome, sized_chunks};
 use crate::domain::{EmployeeRef, GroupRef, OpKind, OpStatus};
+use crate::pluvo::MembershipChange;
 use crate::sync::journal::OperationRecord;
 use crate::sync::plan::Plan;
-use crate::sync::snapshot::Snapshot;
-
-/// Refs per membership call. Pluvo documents no limit; this keeps documents small and a failed
-/// call cheap to retry.
-pub const MEMBERSHIP_BATCH: usize = 100;
+use crate::sync::snapshot::{Snapshot, SnapshotUser};
 
 impl Applier<'_> {
     pub(super) async fn memberships_phase(
@@ -28,11 +26,11 @@ impl Applier<'_> {
         stale: &StaleMemberships,
         outcome: &mut ApplyOutcome,
     ) {
-        // (group, adding?, refs) — removals first, so a department move never shows someone in
-        // two departments' groups for longer than necessary.
-        let mut calls: Vec<(&GroupRef, bool, Vec<EmployeeRef>)> = Vec::new();
-        for (group, changes) in &plan.groups {
-            for (adding, refs) in [(false, &changes.remove), (true, &changes.add)] {
+        // Removals first, so a department move never shows someone in two departments' groups
+        // for longer than necessary (a document's root fields run in order).
+        let mut changes: Vec<MembershipChange> = Vec::new();
+        for (group, planned) in &plan.groups {
+            for (adding, refs) in [(false, &planned.remove), (true, &planned.add)] {
                 let (ready, held): (Vec<_>, Vec<_>) =
                     refs.iter().partition(|r| !blocked.contains(*r));
                 self.skip(
@@ -40,82 +38,83 @@ impl Applier<'_> {
                     outcome,
                 )
                 .await;
-                for chunk in ready.chunks(MEMBERSHIP_BATCH) {
-                    calls.push((group, adding, chunk.iter().map(|r| (*r).clone()).collect()));
+                if !ready.is_empty() {
+                    changes.push(MembershipChange {
+                        group: group.clone(),
+                        adding,
+                        users: ready.into_iter().cloned().collect(),
+                    });
                 }
             }
         }
         for (group, refs) in stale {
-            for chunk in refs.chunks(MEMBERSHIP_BATCH) {
-                calls.push((group, false, chunk.to_vec()));
-            }
+            changes.push(MembershipChange {
+                group: group.clone(),
+                adding: false,
+                users: refs.clone(),
+            });
         }
-        calls.sort_by_key(|(_, adding, _)| *adding);
+        changes.sort_by_key(|change| change.adding);
 
-        let calls: Vec<_> = calls
-            .into_iter()
-            .map(|(group, adding, refs)| async move {
-                let started = Instant::now();
-                let result = if adding {
-                    self.client.add_to_group(group, &refs).await
-                } else {
-                    self.client.remove_from_group(group, &refs).await
-                };
-                (group, adding, refs, result, started.elapsed())
-            })
-            .collect();
+        let calls = sized_chunks(&changes, self.client)
+            .map(|chunk| async move { (chunk, self.client.change_memberships(chunk).await) });
         self.send_and_commit(
             calls,
             snapshot,
             outcome,
-            |(group, adding, refs, result, elapsed), snapshot, outcome| {
-                let mut ops = Vec::with_capacity(refs.len());
-                let mut acked = Vec::new();
-                for employee_ref in &refs {
-                    let mut op = OperationRecord::new(
-                        Some(employee_ref.to_string()),
-                        kind_of(adding),
-                        Some(group.to_string()),
-                        membership_change_json(group, adding),
-                    )
-                    .sent(1, elapsed);
-                    let verdict = match &result {
-                        Ok(membership) => {
-                            op.attempts = membership.attempts;
-                            membership.verdict(
+            |(chunk, batch), snapshot, outcome| {
+                let mut ops = Vec::new();
+                // One row per person: a document may carry several of their groups, and each
+                // change must build on the ones before it, or the last would undo the others.
+                let mut acked: BTreeMap<&EmployeeRef, SnapshotUser> = BTreeMap::new();
+                for (change, result) in chunk.iter().zip(batch.items) {
+                    let (group, adding) = (&change.group, change.adding);
+                    for employee_ref in &change.users {
+                        let mut op = OperationRecord::new(
+                            Some(employee_ref.to_string()),
+                            kind_of(adding),
+                            Some(group.to_string()),
+                            membership_change_json(group, adding),
+                        )
+                        .sent(batch.attempts, batch.elapsed);
+                        let verdict = match &result {
+                            Ok(membership) => membership.verdict(
                                 employee_ref.as_str(),
                                 snapshot
                                     .get(employee_ref)
                                     .and_then(|s| s.pluvo_id.as_deref()),
-                            )
-                        }
-                        Err(error) => {
-                            op.status = outcome.failure(error);
-                            Err(error.to_string())
-                        }
-                    };
-                    match (verdict, snapshot.get(employee_ref)) {
-                        (Ok(()), Some(before)) => {
-                            let mut next = before.clone();
-                            if adding {
-                                next.groups.insert(group.clone());
-                            } else {
-                                next.groups.remove(group);
+                            ),
+                            Err(error) => {
+                                op.status = outcome.failure(error);
+                                Err(error.to_string())
                             }
-                            acked.push(next);
+                        };
+                        let before = acked
+                            .get(employee_ref)
+                            .or_else(|| snapshot.get(employee_ref))
+                            .cloned();
+                        match (verdict, before) {
+                            (Ok(()), Some(mut next)) => {
+                                if adding {
+                                    next.groups.insert(group.clone());
+                                } else {
+                                    next.groups.remove(group);
+                                }
+                                acked.insert(employee_ref, next);
+                            }
+                            (Ok(()), None) => {}
+                            (Err(error), _) => {
+                                let status = match op.status {
+                                    OpStatus::Ok => OpStatus::Failed,
+                                    status => status,
+                                };
+                                op = op.ended(status, error);
+                            }
                         }
-                        (Ok(()), None) => {}
-                        (Err(error), _) => {
-                            let status = match op.status {
-                                OpStatus::Ok => OpStatus::Failed,
-                                status => status,
-                            };
-                            op = op.ended(status, error);
-                        }
+                        ops.push(op.in_batch(batch.batch_size));
                     }
-                    ops.push(op);
                 }
-                (ops, acked)
+                (ops, acked.into_values().collect())
             },
         )
         .await;

@@ -2,7 +2,9 @@
 //!
 //! Three phases, because each depends on the one before: **users** (create, update, archive,
 //! unarchive; batched as aliased mutations), then **custom fields** (only for people whose user
-//! call succeeded), then **memberships** (one batched call per group and direction). A person whose
+//! call succeeded), then **memberships** (one change per group and direction, removals first,
+//! several groups' changes in one document, people in root fields of at most
+//! [`crate::pluvo::REFS_PER_MEMBERSHIP_FIELD`]). A person whose
 //! step fails is skipped in the later phases, journaled, and left un-advanced in the snapshot, so
 //! the next run retries exactly them. One person's failure never stops the others.
 //!
@@ -48,7 +50,6 @@ use crate::sync::plan::{ManagedGroups, Plan};
 use crate::sync::snapshot::{Snapshot, SnapshotUser};
 
 pub use categories::ChoiceOptions;
-pub use memberships::MEMBERSHIP_BATCH;
 
 use adoption::StaleMemberships;
 
@@ -183,19 +184,28 @@ impl Applier<'_> {
 
     /// Sends `calls` (at most the client's concurrency at once, results in order), hands each
     /// result to `judge` for the journal rows and the acknowledged snapshot rows it makes, and
-    /// commits those per call. Calls a stop kept from starting are not judged; the stop is noted
-    /// in `aborted`. Returns once every call has ended, so the client is free again.
-    async fn send_and_commit<'s, R: Send + 's>(
+    /// commits those per call. Calls are taken from `calls` only when there is room to send
+    /// them, so a call formed by [`sized_chunks`] gets the batch size of that moment. Calls a
+    /// stop kept from starting are not judged; the stop is noted in `aborted`. Returns once
+    /// every call has ended, so the client is free again.
+    async fn send_and_commit<'s, R: Send + 's, F, I>(
         &'s self,
-        calls: Vec<impl Future<Output = R> + Send + 's>,
+        calls: I,
         snapshot: &mut Snapshot,
         outcome: &mut ApplyOutcome,
         mut judge: impl FnMut(R, &Snapshot, &mut ApplyOutcome) -> Judged,
-    ) {
-        let calls: Vec<BoxFuture<'s, Option<R>>> = calls
-            .into_iter()
-            .map(|call| self.unless_cancelled(call))
-            .collect();
+    ) where
+        F: Future<Output = R> + Send + 's,
+        I: IntoIterator<Item = F>,
+        I::IntoIter: Send + 's,
+    {
+        // Boxed as a trait object for the same reason as the calls' futures (rust#102211): the
+        // lazy iterator's closure types would otherwise be part of this future's type.
+        let calls: Box<dyn Iterator<Item = BoxFuture<'s, Option<R>>> + Send + 's> = Box::new(
+            calls
+                .into_iter()
+                .map(|call| -> BoxFuture<'s, Option<R>> { self.unless_cancelled(call) }),
+        );
         let mut results = stream::iter(calls).buffered(self.client.concurrency().max(1));
         while let Some(result) = next_started(&mut results, &mut outcome.aborted).await {
             let (ops, acked) = judge(result, snapshot, outcome);
@@ -289,6 +299,24 @@ fn status_of(error: &PluvoError) -> OpStatus {
         PluvoError::Cancelled => OpStatus::Skipped,
         _ => OpStatus::Failed,
     }
+}
+
+/// `items` in consecutive chunks, each as long as the client's batch size at the moment the chunk
+/// is taken: the size is the client's to decide ([`PluvoClient::batch_size`]), and it changes
+/// as Pluvo accepts or refuses documents, so chunks are taken lazily, as calls are started.
+fn sized_chunks<'i, T: Sync>(
+    items: &'i [T],
+    client: &'i PluvoClient,
+) -> impl Iterator<Item = &'i [T]> + Send + 'i {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (chunk, tail) = rest.split_at(client.batch_size().clamp(1, rest.len()));
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 /// What judging one call's results comes to: its journal rows, and the snapshot rows Pluvo

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::addresses::{EmailConflict, new_email};
 use super::adoption::StaleMemberships;
-use super::{Applier, ApplyOutcome, status_of};
+use super::{Applier, ApplyOutcome, sized_chunks, status_of};
 use crate::domain::{Categories, Email, EmployeeRef, Groups, OpKind, OpStatus};
 use crate::pluvo::{Batch, PluvoError, Selector, UpsertedUser, UserFields, UserUpsert};
 use crate::sync::journal::OperationRecord;
@@ -37,47 +37,47 @@ impl Applier<'_> {
             .iter()
             .filter_map(|p| p.user.as_ref().map(|change| (&p.employee_ref, change)))
             .collect();
-        let calls: Vec<_> = work
-            .chunks(self.client.batch_size().max(1))
-            .map(|chunk| async move {
-                let items: Vec<UserUpsert> = chunk
-                    .iter()
-                    .map(|(employee_ref, change)| upsert_for(employee_ref, change))
-                    .collect();
-                let Batch {
-                    attempts,
-                    elapsed,
-                    items,
-                } = self.client.upsert_users(&items).await;
-                // Adoptions run here, inside the call, and not in the judgement below: while
-                // that runs, the other calls in flight are not polled, and one of them may
-                // already own the client's token lock (tokio's Mutex hands it to the next waiter
-                // on release), so a client call from there can wait forever.
-                let mut results = Vec::with_capacity(chunk.len());
-                for ((employee_ref, change), result) in chunk.iter().zip(items) {
-                    results.push(match (result, change) {
-                        (Err(error), UserChange::Create { user }) if error.is_field_error() => {
-                            self.adopt(employee_ref, user, error, adopted).await
-                        }
-                        (result, _) => result
-                            .map(|user| (user, change.kind()))
-                            .map_err(UserFailure::from),
-                    });
-                }
-                (chunk, attempts, elapsed, results)
-            })
-            .collect();
+        let calls = sized_chunks(&work, self.client).map(|chunk| async move {
+            let items: Vec<UserUpsert> = chunk
+                .iter()
+                .map(|(employee_ref, change)| upsert_for(employee_ref, change))
+                .collect();
+            let Batch {
+                attempts,
+                elapsed,
+                items,
+                batch_size,
+            } = self.client.upsert_users(&items).await;
+            // Adoptions run here, inside the call, and not in the judgement below: while
+            // that runs, the other calls in flight are not polled, and one of them may
+            // already own the client's token lock (tokio's Mutex hands it to the next waiter
+            // on release), so a client call from there can wait forever.
+            let mut results = Vec::with_capacity(chunk.len());
+            for ((employee_ref, change), result) in chunk.iter().zip(items) {
+                results.push(match (result, change) {
+                    (Err(error), UserChange::Create { user }) if error.is_field_error() => {
+                        self.adopt(employee_ref, user, error, adopted).await
+                    }
+                    (result, _) => result
+                        .map(|user| (user, change.kind()))
+                        .map_err(UserFailure::from),
+                });
+            }
+            (chunk, attempts, elapsed, batch_size, results)
+        });
 
         let mut conflicts: Vec<EmailConflict<'_>> = Vec::new();
         self.send_and_commit(
             calls,
             snapshot,
             outcome,
-            |(chunk, attempts, elapsed, items), snapshot, outcome| {
+            |(chunk, attempts, elapsed, batch_size, items), snapshot, outcome| {
                 let mut ops = Vec::with_capacity(chunk.len());
                 let mut acked = Vec::new();
                 for ((employee_ref, change), result) in chunk.iter().zip(items) {
-                    let mut op = user_operation(employee_ref, change).sent(attempts, elapsed);
+                    let mut op = user_operation(employee_ref, change)
+                        .sent(attempts, elapsed)
+                        .in_batch(batch_size);
                     match judge(result, change) {
                         UserVerdict::Acknowledged(remote, kind) => {
                             op.kind = kind;

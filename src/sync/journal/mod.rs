@@ -79,6 +79,9 @@ pub struct OperationRecord {
     pub attempts: u32,
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// People per document of the call that carried it (the adaptive batch size), for calls
+    /// batched that way.
+    pub batch_size: Option<u32>,
 }
 
 impl OperationRecord {
@@ -100,6 +103,7 @@ impl OperationRecord {
             attempts: 0,
             error: None,
             duration_ms: 0,
+            batch_size: None,
         }
     }
 
@@ -108,6 +112,14 @@ impl OperationRecord {
         Self {
             attempts,
             duration_ms: elapsed.as_millis() as u64,
+            ..self
+        }
+    }
+
+    /// The row of an operation sent in a batched document of `size` people (0: none was sent).
+    pub fn in_batch(self, size: usize) -> Self {
+        Self {
+            batch_size: u32::try_from(size).ok().filter(|n| *n > 0),
             ..self
         }
     }
@@ -209,7 +221,7 @@ impl Journal {
         for op in operations {
             sqlx::query(
                 "INSERT INTO operations (run_id, employee_ref, kind, target, changes, status, attempts, error, \
-                 duration_ms, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 duration_ms, at, batch_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(run_id)
             .bind(op.employee_ref.as_deref())
@@ -221,6 +233,7 @@ impl Journal {
             .bind(op.error.as_deref().map(|e| cap_text(e, MAX_ERROR_BYTES)))
             .bind(i64::try_from(op.duration_ms).unwrap_or(i64::MAX))
             .bind(&now)
+            .bind(op.batch_size.map(i64::from))
             .execute(&mut *tx)
             .await?;
         }
@@ -368,6 +381,7 @@ mod tests {
             attempts: 1,
             error: None,
             duration_ms: 12,
+            batch_size: None,
         };
         journal
             .record("run-1", &[op], &[&user("007")])
@@ -414,6 +428,7 @@ mod tests {
             attempts: 1,
             error: None,
             duration_ms: 1,
+            batch_size: None,
         };
         assert!(
             journal
@@ -447,6 +462,7 @@ mod tests {
             attempts: 1,
             error: Some(format!("Pluvo refused '{huge}'")),
             duration_ms: 1,
+            batch_size: None,
         };
         journal.record("run-1", &[op], &[]).await.unwrap();
         let ops = journal.operations_of_person("007").await.unwrap();
@@ -482,6 +498,7 @@ mod tests {
             attempts: 1,
             error: None,
             duration_ms: 1,
+            batch_size: None,
         }
     }
 

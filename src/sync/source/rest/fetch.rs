@@ -7,10 +7,9 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::header::HeaderMap;
 
-use crate::http::retry_after;
+use crate::http::{Backoff, retry_after};
 use reqwest::{Client, StatusCode, Url};
 use secrecy::ExposeSecret;
 
@@ -31,6 +30,17 @@ pub(super) struct RetryPolicy {
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The waits between attempts: the same exponential backoff with full jitter as the Pluvo
+    /// client's, on top of any `Retry-After`.
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            base: self.initial_backoff,
+            cap: self.max_backoff,
+        }
+    }
 }
 
 /// Everything a GET needs besides its URL.
@@ -84,8 +94,10 @@ impl Fetcher {
                         self.retry.max_backoff.as_secs()
                     )));
                 }
-                Some(wait) => wait,
-                None => backoff(&self.retry, attempt, rand::rng().random::<f64>()),
+                wait => self
+                    .retry
+                    .backoff()
+                    .retry_delay(attempt, wait, &mut rand::rng()),
             };
             tracing::warn!(
                 page,
@@ -209,18 +221,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Exponential backoff with "equal jitter": half the step is fixed, half random (`unit` in
-/// `[0, 1)`), so many clients retrying together spread out, yet no wait collapses to zero.
-fn backoff(policy: &RetryPolicy, attempt: u32, unit: f64) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-    let step = policy
-        .initial_backoff
-        .saturating_mul(factor)
-        .min(policy.max_backoff);
-    let half = step / 2;
-    half + half.mul_f64(unit.clamp(0.0, 1.0))
-}
-
 /// `scheme://host[:port]`, nothing that could be secret.
 pub(super) fn origin(url: &Url) -> String {
     url.origin().ascii_serialization()
@@ -253,22 +253,25 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        let cases = [
-            ("first retry, no jitter", 1, 0.0, 250),
-            ("first retry, full jitter", 1, 0.999, 499),
-            ("second retry", 2, 0.0, 500),
-            ("fourth retry", 4, 0.5, 3000),
-            ("capped", 10, 0.0, 2000),
-            ("huge attempt does not overflow", u32::MAX, 0.0, 2000),
-        ];
-        for (name, attempt, unit, millis) in cases {
-            assert_eq!(
-                backoff(&policy(), attempt, unit).as_millis(),
-                millis,
-                "{name}"
-            );
+    fn waits_grow_from_initial_backoff_and_stop_at_max_backoff() {
+        // The policy's settings are the shared backoff's base and cap; the backoff's own
+        // shape is tested in `crate::http`.
+        let backoff = policy().backoff();
+        assert_eq!(
+            (backoff.base, backoff.cap),
+            (Duration::from_millis(500), Duration::from_secs(4))
+        );
+        let mut rng = rand::rng();
+        for attempt in [1, 4, 10, u32::MAX] {
+            let wait = backoff.retry_delay(attempt, None, &mut rng);
+            assert!(wait <= Duration::from_secs(4), "{attempt}: {wait:?}");
         }
+        let asked = Some(Duration::from_secs(2));
+        let wait = backoff.retry_delay(1, asked, &mut rng);
+        assert!(
+            (Duration::from_secs(2)..=Duration::from_millis(2_500)).contains(&wait),
+            "a Retry-After is honoured, with jitter on top: {wait:?}"
+        );
     }
 
     #[test]
