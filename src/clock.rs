@@ -58,12 +58,21 @@ pub type SharedClock = Arc<dyn Clock>;
 pub const PIN_VARIABLE: &str = "PLUVO_SYNC_TEST_NOW";
 
 /// The clock the command line runs on: the system clock, or a [`ManualClock`] at the moment
-/// [`PIN_VARIABLE`] names. A value that is not a time is an error, not a silent fallback.
-pub fn from_environment() -> Result<SharedClock, String> {
+/// [`PIN_VARIABLE`] names. Only a command that changes nothing may run on a pinned clock
+/// (`pinnable`): a sync or a service whose clock stood still would judge leases, end dates and
+/// retention wrongly. A value that is not a time, or a pin where none is allowed, is an error, not
+/// a silent fallback.
+pub fn from_environment(pinnable: bool) -> Result<SharedClock, String> {
     let Some(raw) = std::env::var_os(PIN_VARIABLE) else {
         return Ok(Arc::new(SystemClock));
     };
     let raw = raw.to_string_lossy();
+    if !pinnable {
+        return Err(format!(
+            "{PIN_VARIABLE} is set, and only `plan` may run on a pinned clock (it is for \
+             tests); unset it"
+        ));
+    }
     let at = DateTime::parse_from_rfc3339(raw.trim())
         .map_err(|error| {
             format!("{PIN_VARIABLE}={raw} is not an RFC 3339 time ({error}); unset it")

@@ -97,7 +97,8 @@ pub struct Context {
 impl Context {
     /// Loads and resolves the configuration; on failure prints every problem and gives exit 2.
     pub fn load(cli: &Cli) -> Result<Self, Exit> {
-        let clock: SharedClock = crate::clock::from_environment().map_err(|error| {
+        let pinnable = matches!(cli.command, Command::Plan(_));
+        let clock: SharedClock = crate::clock::from_environment(pinnable).map_err(|error| {
             errln!("error: {error}");
             Exit::Usage
         })?;

@@ -63,3 +63,24 @@ async fn the_golden_export_plans_exactly_as_stored() {
         );
     }
 }
+
+/// The pin is for `plan` alone: a sync on a clock that stands still would judge end dates,
+/// leases and retention wrongly, so it is refused before anything is read or sent.
+#[tokio::test]
+async fn a_pinned_clock_is_refused_by_sync() {
+    let env = TestEnv::start().await;
+    env.write_export(&staff());
+    let output = run(env
+        .cli()
+        .env(pluvo_sync::clock::PIN_VARIABLE, NOW)
+        .arg("sync"))
+    .await;
+    output.assert_code(2);
+    assert!(
+        output
+            .stderr
+            .contains("only `plan` may run on a pinned clock"),
+        "{output:#?}"
+    );
+    assert_eq!(env.stats().requests_total, 0);
+}
