@@ -4,8 +4,9 @@
 //! - [`domain`]: the words everything else speaks (refs, e-mails, roles, categories, run and
 //!   operation states). It imports nothing of the crate.
 //! - [`sync`]: the pipeline of one run, stage by stage: `source` → `mapping` → `snapshot` →
-//!   `plan` → `apply` → `journal` (the one store of the journal's tables and the snapshot's
-//!   writes), driven by `engine`, which runs under a `RunGuard` the service provides.
+//!   `plan` → `apply`, which commits each acknowledged change through `journal` (the one store
+//!   of the journal's tables and the snapshot's writes), driven by `engine`, which runs under a
+//!   `RunGuard` the service provides.
 //! - [`pluvo`]: the typed GraphQL client (auth, pacing, batching, errors) that `apply` sends
 //!   through.
 //! - [`service`]: `pluvo-sync run`: schedule, scheduler, launcher (take the lease, begin, run,
