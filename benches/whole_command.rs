@@ -22,6 +22,10 @@
 //! Sizes: arguments (`cargo bench --bench whole_command -- 10k 100k 1M`) or `WHOLE_SIZES`
 //! (`10000,100000`); the default is 10k and 100k. The `pluvo-sim` binary is built next to
 //! `pluvo-sync` in the same profile first (`cargo build -p pluvo-sim`), so both are current.
+//! `WHOLE_PLUVO_SYNC=path/to/pluvo-sync` measures that binary instead, with the `pluvo-sim`
+//! beside it: another build to compare with, or `target/release/pluvo-sync` from a quick
+//! `cargo test --bench whole_command` (debug build of the bench itself) after
+//! `cargo build --release -p pluvo-sync -p pluvo-sim`.
 //!
 //! Prints figures; asserts nothing but that every command succeeded, so a noisy machine cannot
 //! make it flake.
@@ -50,8 +54,21 @@ const SURNAMES: [&str; 3] = ["van Dijk", "Hendriks", "Kok"];
 
 fn main() -> anyhow::Result<()> {
     let sizes = sizes()?;
-    let pluvo_sync = PathBuf::from(env!("CARGO_BIN_EXE_pluvo-sync"));
-    let pluvo_sim = build_sim(&pluvo_sync)?;
+    // Another build can be measured (say, main's, to compare), or a release build from a debug
+    // build of this bench, which needs no second, dev-featured release build of every crate.
+    let (pluvo_sync, pluvo_sim) = match std::env::var_os("WHOLE_PLUVO_SYNC") {
+        Some(binary) => {
+            let binary = PathBuf::from(binary);
+            let sim = binary.with_file_name("pluvo-sim");
+            ensure!(sim.exists(), "no pluvo-sim beside {}", binary.display());
+            (binary, sim)
+        }
+        None => {
+            let binary = PathBuf::from(env!("CARGO_BIN_EXE_pluvo-sync"));
+            let sim = build_sim(&binary)?;
+            (binary, sim)
+        }
+    };
     ensure!(
         Path::new(TIME).exists(),
         "{TIME} (GNU time) is needed to read each command's peak RSS: apt-get install time"
