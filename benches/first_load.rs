@@ -6,24 +6,25 @@
 //! `addUsersToGroup` for one group), one after the other.
 //!
 //! - **pluvo-sync**: the real engine, built from a config file as the binary builds it, runs once
-//!   (`run_once`) over a generated CSV export. Client settings: `rate_per_second = 20`, `burst`
-//!   as the sim's, `batch_size` and `concurrency` at their defaults (25 and 4).
+//!   (`run_once`) over a generated CSV export. Client settings: `rate_per_second` the sim's
+//!   limit, `burst` as the sim's, `batch_size` and `concurrency` at their defaults (25 and 4).
 //! - **recipe**: the project's own [`PluvoClient`] with single-item calls and `concurrency = 1`,
 //!   at the same rate and burst, against a fresh simulator. 10,000 people take 30,000 requests,
 //!   about 25 minutes at 20/s, so by default it runs for a sample of people and the 10,000-person
 //!   figures are a linear extrapolation, labelled as such: requests per person times people, and
 //!   the sample's wall time plus the remaining people at the pace measured after the first
-//!   `BURST` people (so the free initial burst is not multiplied).
+//!   burst's worth of people (so the free initial burst is not multiplied).
 //!
 //! The simulator answers with no added latency (unless `FIRST_LOAD_LATENCY_MS` says otherwise),
 //! so both clients are bound by the rate limit alone: the best case for the sequential client,
 //! whose wall time grows with every millisecond of latency while pluvo-sync's four requests in
 //! flight hide it.
 //!
-//! Knobs (environment): `FIRST_LOAD_PEOPLE` (10000), `FIRST_LOAD_BASELINE_PEOPLE` (300; set it to
-//! `FIRST_LOAD_PEOPLE` to run the recipe in full), `FIRST_LOAD_LATENCY_MS` (0),
-//! `FIRST_LOAD_BATCH_SIZE` (unset: pluvo-sync's default), `FIRST_LOAD_CLIENT_BURST` (20, the
-//! sim's burst).
+//! Knobs (environment): `FIRST_LOAD_RATE` (20 req/s: the simulator's limit, with a burst of a
+//! second's worth, and both clients' `rate_per_second`), `FIRST_LOAD_PEOPLE` (10000),
+//! `FIRST_LOAD_BASELINE_PEOPLE` (300; set it to `FIRST_LOAD_PEOPLE` to run the recipe in full),
+//! `FIRST_LOAD_LATENCY_MS` (0), `FIRST_LOAD_BATCH_SIZE` (unset: pluvo-sync's default),
+//! `FIRST_LOAD_CLIENT_BURST` (the sim's burst; 1 is pluvo-sync's shipped default).
 //!
 //! Prints figures; asserts nothing, so a noisy machine cannot make it flake. Run with
 //! `cargo bench --bench first_load`.
@@ -34,6 +35,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
 
 use common::{
     CLIENT_ID, CLIENT_SECRET, Employee, MAPPING, build_engine, complete_users, env_number,
@@ -48,12 +51,9 @@ use pluvo_sync::pluvo::{
 };
 use secrecy::SecretString;
 
-/// The limit the issue names, enforced by the simulator (429 above it) and configured in the client.
+/// The limit the issue names, enforced by the simulator (429 above it) and configured in the
+/// client, unless `FIRST_LOAD_RATE` says otherwise.
 const RATE: f64 = 20.0;
-/// Token-bucket capacity of the simulator's limiter: a second's worth of requests, the usual shape
-/// of a per-client API limit. The clients use the same burst unless `FIRST_LOAD_CLIENT_BURST`
-/// says otherwise.
-const BURST: u32 = 20;
 
 /// The config an operator would write for this tenant; batch size and concurrency are left at
 /// their defaults on purpose.
@@ -69,7 +69,7 @@ path = "{export}"
 url = "{sim_url}"
 client_id = "{CLIENT_ID}"
 client_secret = "{CLIENT_SECRET}"
-rate_per_second = {RATE}
+rate_per_second = {rate}
 burst = {client_burst}
 {batch_size}
 [sync]
@@ -77,6 +77,7 @@ database = "{database}"
 time_zone = "Europe/Amsterdam"
 "#,
         mapping = MAPPING,
+        rate = knobs.rate,
         export = export.display(),
         database = database.display(),
         client_burst = knobs.client_burst,
@@ -87,15 +88,15 @@ time_zone = "Europe/Amsterdam"
     )
 }
 
-async fn start_sim(latency_ms: u64) -> anyhow::Result<SimHandle> {
+async fn start_sim(knobs: &Knobs) -> anyhow::Result<SimHandle> {
     pluvo_sim::start(
         "127.0.0.1:0".parse()?,
         SimConfig {
             seed: Seed::example(),
             faults: Faults {
-                rate: RATE,
-                burst: BURST,
-                latency_ms,
+                rate: knobs.rate,
+                burst: knobs.sim_burst,
+                latency_ms: knobs.latency_ms,
                 ..Faults::default()
             },
             ..SimConfig::default()
@@ -139,8 +140,9 @@ fn clock_time(d: Duration) -> String {
     }
 }
 
-fn print_stats(stats: &Stats, wall: Duration, burst: u32) {
+fn print_stats(stats: &Stats, wall: Duration, knobs: &Knobs) {
     let secs = wall.as_secs_f64();
+    let (rate, burst) = (knobs.rate, knobs.client_burst.min(knobs.sim_burst));
     println!(
         "  requests sent        {:>8}  (token {}, graphql documents {})",
         stats.requests_total, stats.token_requests, stats.graphql_documents
@@ -151,11 +153,11 @@ fn print_stats(stats: &Stats, wall: Duration, burst: u32) {
     );
     println!("  429s received        {:>8}", stats.rate_limited);
     println!(
-        "  achieved rate        {:>8.2} req/s over the wall time, initial burst included (limit {RATE})",
+        "  achieved rate        {:>8.2} req/s over the wall time, initial burst included (limit {rate})",
         stats.requests_total as f64 / secs.max(f64::EPSILON)
     );
     // The fastest a client could send this many requests, starting with a full bucket of `burst`.
-    let floor = stats.requests_total.saturating_sub(u64::from(burst)) as f64 / RATE;
+    let floor = stats.requests_total.saturating_sub(u64::from(burst)) as f64 / rate;
     println!(
         "  pacing floor         {:>8.1} s  ((requests - burst) / rate; wall time is {:.0}% of it)",
         floor,
@@ -167,7 +169,7 @@ fn print_stats(stats: &Stats, wall: Duration, burst: u32) {
 
 async fn pluvo_sync_first_load(knobs: &Knobs) -> anyhow::Result<Row> {
     let total = knobs.people;
-    let sim = start_sim(knobs.latency_ms).await?;
+    let sim = start_sim(knobs).await?;
     let dir = tempfile::tempdir()?;
     let export = dir.path().join("export.csv");
     let database = dir.path().join("pluvo-sync.db");
@@ -188,7 +190,7 @@ async fn pluvo_sync_first_load(knobs: &Knobs) -> anyhow::Result<Row> {
     let stats = sim.stats();
 
     println!("  wall time            {:>8.1} s", wall.as_secs_f64());
-    print_stats(&stats, wall, knobs.client_burst.min(BURST));
+    print_stats(&stats, wall, knobs);
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     for op in engine.journal().operations_of_run(&run_id).await? {
         *kinds
@@ -268,10 +270,10 @@ fn recipe_person(e: &Employee) -> anyhow::Result<RecipePerson> {
 
 async fn recipe_sample(knobs: &Knobs) -> anyhow::Result<[Row; 2]> {
     let (sample, total) = (knobs.sample, knobs.people);
-    let sim = start_sim(knobs.latency_ms).await?;
+    let sim = start_sim(knobs).await?;
     let mut settings =
         PluvoSettings::new(sim.base_url(), CLIENT_ID, SecretString::from(CLIENT_SECRET));
-    settings.rate_per_second = RATE;
+    settings.rate_per_second = knobs.rate;
     settings.burst = knobs.client_burst;
     settings.concurrency = 1;
     let client = PluvoClient::new(settings.resolve()?, Arc::new(Metrics::new()))?;
@@ -280,8 +282,8 @@ async fn recipe_sample(knobs: &Knobs) -> anyhow::Result<[Row; 2]> {
         .map(recipe_person)
         .collect::<anyhow::Result<_>>()?;
     println!(
-        "recipe: three sequential calls per person for {sample} people (rate_per_second {RATE}, burst {}, concurrency 1)",
-        knobs.client_burst
+        "recipe: three sequential calls per person for {sample} people (rate_per_second {}, burst {}, concurrency 1)",
+        knobs.rate, knobs.client_burst
     );
 
     // People sent before the sim's bucket (and the client's burst) is spent are not typical of
@@ -313,7 +315,7 @@ async fn recipe_sample(knobs: &Knobs) -> anyhow::Result<[Row; 2]> {
     let stats = sim.stats();
 
     println!("  wall time            {:>8.1} s", wall.as_secs_f64());
-    print_stats(&stats, wall, knobs.client_burst.min(BURST));
+    print_stats(&stats, wall, knobs);
     println!(
         "  failed calls         upsert {}, categories {}, group {}",
         failed[0], failed[1], failed[2]
@@ -370,6 +372,11 @@ async fn recipe_sample(knobs: &Knobs) -> anyhow::Result<[Row; 2]> {
 
 /// What the environment asks for (see the module comment).
 struct Knobs {
+    /// The simulator's limit and the clients' `rate_per_second`.
+    rate: f64,
+    /// Token-bucket capacity of the simulator's limiter: a second's worth of requests, the usual
+    /// shape of a per-client API limit.
+    sim_burst: u32,
     people: usize,
     sample: usize,
     latency_ms: u64,
@@ -382,13 +389,26 @@ impl Knobs {
         let people = usize::try_from(env_number("FIRST_LOAD_PEOPLE", 10_000)?)?.max(1);
         let sample =
             usize::try_from(env_number("FIRST_LOAD_BASELINE_PEOPLE", 300)?)?.clamp(1, people);
+        let rate = match std::env::var("FIRST_LOAD_RATE") {
+            Ok(raw) => raw
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|rate| *rate > 0.0)
+                .with_context(|| format!("FIRST_LOAD_RATE={raw:?} is not a positive rate"))?,
+            Err(_) => RATE,
+        };
+        let sim_burst = (rate.round() as u32).max(1);
+        // The clients use the sim's burst unless told otherwise.
         let client_burst =
-            u32::try_from(env_number("FIRST_LOAD_CLIENT_BURST", BURST.into())?)?.max(1);
+            u32::try_from(env_number("FIRST_LOAD_CLIENT_BURST", sim_burst.into())?)?.max(1);
         let batch_size = match std::env::var("FIRST_LOAD_BATCH_SIZE") {
             Ok(_) => Some(env_number("FIRST_LOAD_BATCH_SIZE", 25)?),
             Err(_) => None,
         };
         Ok(Self {
+            rate,
+            sim_burst,
             people,
             sample,
             latency_ms: env_number("FIRST_LOAD_LATENCY_MS", 0)?,
@@ -403,8 +423,8 @@ async fn main() -> anyhow::Result<()> {
     let knobs = Knobs::from_env()?;
     let total = knobs.people;
     println!(
-        "first_load: pluvo-sim with the example seed, rate limit {RATE} req/s per client with a burst of {BURST}, added latency {} ms",
-        knobs.latency_ms
+        "first_load: pluvo-sim with the example seed, rate limit {} req/s per client with a burst of {}, added latency {} ms",
+        knobs.rate, knobs.sim_burst, knobs.latency_ms
     );
     println!();
 

@@ -82,30 +82,32 @@ pub fn staff() -> Vec<Employee> {
     ]
 }
 
-pub const HEADER: &str = "employee_number;first_name;last_name;email;department;location;contract_type;company_car;start_date;end_date;language";
+#[path = "../common/export.rs"]
+mod export;
+pub use export::HEADER;
+
+impl Employee {
+    /// This person's row of the export, in [`HEADER`]'s order.
+    pub fn cells(&self) -> export::Row<'_> {
+        [
+            &self.number,
+            &self.first,
+            &self.last,
+            &self.email,
+            &self.department,
+            &self.location,
+            &self.contract,
+            &self.car,
+            &self.start,
+            &self.end,
+            &self.language,
+        ]
+    }
+}
 
 /// The export as Excel writes it: a BOM, semicolons, CRLF.
 pub fn export_csv(rows: &[Employee]) -> Vec<u8> {
-    let mut text = String::from("\u{feff}");
-    text.push_str(HEADER);
-    text.push_str("\r\n");
-    for e in rows {
-        text.push_str(&format!(
-            "{};{};{};{};{};{};{};{};{};{};{}\r\n",
-            e.number,
-            e.first,
-            e.last,
-            e.email,
-            e.department,
-            e.location,
-            e.contract,
-            e.car,
-            e.start,
-            e.end,
-            e.language
-        ));
-    }
-    text.into_bytes()
+    export::export_bytes(rows.iter().map(Employee::cells))
 }
 
 pub fn config_toml(sim_url: &str, export: &std::path::Path, database: &std::path::Path) -> String {
