@@ -27,6 +27,10 @@
 //! `cargo test --bench whole_command` (debug build of the bench itself) after
 //! `cargo build --release -p pluvo-sync -p pluvo-sim`.
 //!
+//! `WHOLE_KEEP=1` keeps each size's directory (export, config and database after the churn sync)
+//! and prints its path, to profile a command by hand (`perf record pluvo-sync --config … plan`);
+//! the simulator is gone by then, so only `plan` runs there.
+//!
 //! Prints figures; asserts nothing but that every command succeeded, so a noisy machine cannot
 //! make it flake.
 
@@ -186,6 +190,13 @@ fn run_size(pluvo_sync: &Path, pluvo_sim: &Path, people: usize) -> anyhow::Resul
     report(people, "churn sync", &sync);
     sim.stop();
     println!();
+    if std::env::var_os("WHOLE_KEEP").is_some() {
+        let kept = dir.keep();
+        println!(
+            "kept {} (export, config, database) for profiling by hand",
+            kept.display()
+        );
+    }
     Ok(())
 }
 
