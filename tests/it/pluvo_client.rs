@@ -364,6 +364,54 @@ async fn a_429_with_retry_after_pauses_then_succeeds() {
     assert!((7.0..7.1).contains(&rate), "rate in force: {rate}");
 }
 
+/// Some servers (and gateways) refuse a request for its rate with HTTP 200 and a GraphQL error
+/// instead of a 429. Whatever they call it, it is a 429: the call is retried, not failed, and
+/// the client slows down as it would for a 429.
+#[tokio::test]
+async fn a_rate_limit_error_in_a_graphql_answer_slows_down_like_a_429() {
+    let cases = [
+        json!({"message": "Rate limit exceeded", "extensions": {"code": "RATE_LIMITED"}}),
+        json!({"message": "Too many requests, please slow down"}),
+        json!({"message": "Request was throttled. Expected available in 1 second."}),
+        json!({"message": "Slow down", "extensions": {"code": "TOO_MANY_REQUESTS"}}),
+    ];
+    for error in cases {
+        let server = MockServer::start().await;
+        mount_token(&server, "tok-1", Some(1)).await;
+        graphql("tok-1")
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"data": null, "errors": [error.clone()]})),
+            )
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        let data: serde_json::Map<_, _> = [upserted("u0", "1", true), upserted("u1", "2", true)]
+            .into_iter()
+            .collect();
+        graphql("tok-1")
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": data})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let (client, metrics) = client_for(
+            &server.uri(),
+            json!({"rate_per_second": 10.0, "backoff_base_ms": 50, "backoff_max_ms": 100}),
+        );
+        let batch = client.upsert_users(&[upsert("1"), upsert("2")]).await;
+        assert_eq!(batch.succeeded(), 2, "{error}: {:?}", batch.items);
+        assert_eq!(batch.attempts, 2, "{error}");
+        assert_eq!(
+            metrics.get("pluvo_rate_limited_total", vec![]),
+            1.0,
+            "{error}"
+        );
+        let rate = metrics.get("pluvo_request_rate_per_second", vec![]);
+        assert!((7.0..7.1).contains(&rate), "{error}: rate in force: {rate}");
+    }
+}
+
 /// Stopping a run must not wait out Pluvo's `Retry-After`: the waiting call gives up at once,
 /// sends nothing more, and says why.
 #[tokio::test]
