@@ -18,7 +18,7 @@ use super::PluvoError;
 use super::batch::{AliasedDocument, RawResponse, split};
 use super::documents;
 use super::documents::MembershipField;
-use super::error::{Refusal, error_root, from_graphql};
+use super::error::{Refusal, Signals, error_root, from_graphql};
 use super::operations::{
     GroupsPage, GroupsPageVariables, PAGE_SIZE, SetCategoryValuesPayload, UpsertUserPayload,
     UserByEmail, UserByEmailVariables, UserByRef, UserByRefVariables, UserCategories, UserNode,
@@ -429,6 +429,18 @@ impl PluvoClient {
             if !too_big && response.is_ok() {
                 sizer.accepted(chunk.len());
             }
+            // A taken address refused without a path names no item: sent one by one, each
+            // refusal is its own item's (every item is idempotent, so repeating those the
+            // document may already have done is harmless).
+            if splittable
+                && let Ok(response) = &response
+                && names_no_item_it_refuses(response)
+            {
+                for single in chunk.chunks(1).rev() {
+                    queue.push_front(single);
+                }
+                continue;
+            }
             smallest = if smallest == 0 {
                 chunk.len()
             } else {
@@ -449,6 +461,14 @@ impl PluvoClient {
         }
         (results, attempts, smallest)
     }
+}
+
+/// Whether `response` refuses an item of its document for a taken address without saying
+/// which (an error without a path, as some servers answer a conflict, with HTTP 200 or 409).
+fn names_no_item_it_refuses(response: &RawResponse) -> bool {
+    response.errors().iter().any(|error| {
+        error_root(error).is_none() && Signals::of(error, None).refusal() == Refusal::EmailTaken
+    })
 }
 
 /// An upsert's answer in domain words.

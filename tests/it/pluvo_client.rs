@@ -412,6 +412,53 @@ async fn a_rate_limit_error_in_a_graphql_answer_slows_down_like_a_429() {
     }
 }
 
+/// A server that refuses a taken address without a `path` (the whole answer one error, HTTP 200
+/// or 409) does not say which person of a batch it meant. The batch's people are then sent one
+/// by one, so only the person whose address is taken fails, as their own refusal.
+#[tokio::test]
+async fn a_path_less_email_conflict_in_a_batch_fails_only_the_conflicting_person() {
+    for status in [200, 409] {
+        let server = MockServer::start().await;
+        mount_token(&server, "tok-1", Some(1)).await;
+        let conflict = json!({"data": null, "errors": [{
+            "message": "User with this Email address already exists.",
+            "extensions": {"code": "Conflict", "field": "email"}}]});
+        // The batch of three.
+        graphql("tok-1")
+            .and(body_string_contains("u2: updateOrCreateUser"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(conflict.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        // Then each person alone: the second one's address is taken.
+        graphql("tok-1")
+            .and(body_partial_json(json!({"variables": {"u0_ref": "2"}})))
+            .respond_with(ResponseTemplate::new(status).set_body_json(conflict.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        for r in ["1", "3"] {
+            let data: serde_json::Map<_, _> = [upserted("u0", r, true)].into_iter().collect();
+            graphql("tok-1")
+                .and(body_partial_json(json!({"variables": {"u0_ref": r}})))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": data})))
+                .expect(1)
+                .mount(&server)
+                .await;
+        }
+        let (client, _) = client_for(&server.uri(), json!({}));
+        let batch = client
+            .upsert_users(&[upsert("1"), upsert("2"), upsert("3")])
+            .await;
+        assert_eq!(batch.attempts, 4, "HTTP {status}: the batch, then one each");
+        assert_eq!(batch.items[0].as_ref().unwrap().r#ref.as_deref(), Some("1"));
+        assert_eq!(batch.items[2].as_ref().unwrap().r#ref.as_deref(), Some("3"));
+        let error = batch.items[1].as_ref().unwrap_err();
+        assert!(error.is_email_conflict(), "HTTP {status}: {error:?}");
+        assert!(error.is_refusal(), "the person's own refusal, not systemic");
+    }
+}
+
 /// Stopping a run must not wait out Pluvo's `Retry-After`: the waiting call gives up at once,
 /// sends nothing more, and says why.
 #[tokio::test]
