@@ -12,6 +12,7 @@ mod helpers;
 mod lease_loss;
 mod lifecycle;
 mod pluvo_client;
+mod request_goal;
 mod run_report;
 mod run_status;
 mod service;
