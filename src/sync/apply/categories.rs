@@ -62,6 +62,10 @@ impl Applier<'_> {
             .partition(|(r, _)| !blocked.contains(*r));
         self.skip(
             skipped.iter().map(|(r, _)| (*r, OpKind::Categories, None)),
+            // They went in the request of the person's upsert, but a refused upsert leaves
+            // their fate unknown: not acknowledged, so the next run sends them again.
+            "not judged: the user operation for this person failed, and these values went in \
+             the same request; the next run sends them again",
             outcome,
         )
         .await;

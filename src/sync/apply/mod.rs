@@ -241,9 +241,12 @@ impl Applier<'_> {
         .boxed()
     }
 
+    /// Journals `people`'s operations as skipped because their user operation failed; `why`
+    /// says what became of them.
     async fn skip<'r>(
         &self,
         people: impl Iterator<Item = (&'r EmployeeRef, OpKind, Option<&'r GroupRef>)>,
+        why: &str,
         outcome: &mut ApplyOutcome,
     ) {
         let ops: Vec<OperationRecord> = people
@@ -254,10 +257,7 @@ impl Applier<'_> {
                     group.map(ToString::to_string),
                     json!([]),
                 )
-                .ended(
-                    OpStatus::Skipped,
-                    "not attempted: the user operation for this person failed",
-                )
+                .ended(OpStatus::Skipped, why)
             })
             .collect();
         if !ops.is_empty() {
