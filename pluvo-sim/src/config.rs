@@ -150,6 +150,11 @@ pub struct Faults {
     #[arg(long, default_value_t = Faults::default().too_big_413)]
     #[serde(default)]
     pub too_big_413: bool,
+    /// Refuse requests over `--rate` with HTTP 200 and a GraphQL error (`RATE_LIMITED`, "Too
+    /// many requests") instead of a 429, as some servers and gateways do.
+    #[arg(long, default_value_t = Faults::default().rate_limit_in_body)]
+    #[serde(default)]
+    pub rate_limit_in_body: bool,
 }
 
 impl Default for Faults {
@@ -170,6 +175,7 @@ impl Default for Faults {
             membership_delay: 0,
             max_root_fields: 0,
             too_big_413: false,
+            rate_limit_in_body: false,
         }
     }
 }

@@ -18,7 +18,7 @@ use super::PluvoError;
 use super::batch::{AliasedDocument, RawResponse, split};
 use super::documents;
 use super::documents::MembershipField;
-use super::error::{Refusal, error_root, from_graphql};
+use super::error::{Refusal, Signals, error_root, from_graphql};
 use super::operations::{
     GroupsPage, GroupsPageVariables, PAGE_SIZE, SetCategoryValuesPayload, UpsertUserPayload,
     UserByEmail, UserByEmailVariables, UserByRef, UserByRefVariables, UserCategories, UserNode,
@@ -27,8 +27,8 @@ use super::settings::ResolvedPluvo;
 use super::sizing::{REFS_PER_MEMBERSHIP_FIELD, graphql_says_too_big, is_too_big};
 use super::transport::{Inner, Stop};
 use super::types::{
-    Batch, CategoryUpdate, Membership, MembershipChange, RemoteCategory, RemoteGroup, RemoteUser,
-    UpsertedUser, UserUpsert,
+    Batch, CategoryUpdate, Membership, MembershipChange, PersonWrite, PersonWritten,
+    RemoteCategory, RemoteGroup, RemoteUser, UpsertedUser, UserUpsert,
 };
 use crate::domain::{Email, EmployeeRef, GroupRef};
 use crate::metrics::Metrics;
@@ -122,12 +122,63 @@ impl PluvoClient {
                     .collect()
             })
             .await;
-        Batch {
-            attempts,
-            elapsed: started.elapsed(),
-            items: results,
-            batch_size,
-        }
+        finished(started, results, attempts, batch_size)
+    }
+
+    /// Each person's upsert and then their custom fields, in documents of the current batch size
+    /// in people (one document for a chunk as the caller sized it): a daily change of n people
+    /// is about n / batch size requests, whatever mix of user and custom-field changes it is.
+    /// Every part is judged on its own, by its alias.
+    pub async fn write_people(&self, items: &[PersonWrite]) -> Batch<PersonWritten> {
+        let started = Instant::now();
+        let (results, attempts, batch_size) = self
+            .batches(
+                items,
+                documents::write_people,
+                |chunk, aliases, response| {
+                    // One person's document refused for a taken address without a path: only
+                    // their upsert can have an address, so the refusal is theirs (as for a
+                    // one-field document in `split`).
+                    let theirs = chunk.len() == 1 && names_no_item_it_refuses(response);
+                    let mut parts = split::<serde_json::Value>(aliases, response)
+                        .into_iter()
+                        .map(move |part| match part {
+                            Err(PluvoError::InvalidDocument { code, message }) if theirs => {
+                                Err(PluvoError::Field {
+                                    code,
+                                    message,
+                                    refusal: Refusal::EmailTaken,
+                                })
+                            }
+                            other => other,
+                        });
+                    let mut next = |field: &str| {
+                        parts.next().unwrap_or_else(|| {
+                            Err(PluvoError::Decode(format!(
+                                "internal: no result for a {field} field"
+                            )))
+                        })
+                    };
+                    chunk
+                        .iter()
+                        .map(|item| {
+                            let user = item.user.as_ref().map(|_| {
+                                next("updateOrCreateUser")
+                                    .and_then(decode::<UpsertUserPayload>)
+                                    .and_then(upserted)
+                            });
+                            let categories = (!item.categories.is_empty()).then(|| {
+                                next("updateExtraCategoryValues")
+                                    .and_then(decode::<SetCategoryValuesPayload>)
+                                    .map(drop)
+                            });
+                            Ok(PersonWritten { user, categories })
+                        })
+                        .collect()
+                },
+            )
+            .await;
+        finished(started, results, attempts, batch_size)
     }
 
     /// `updateExtraCategoryValues` for each item. Items without values need no request and succeed.
@@ -161,12 +212,7 @@ impl PluvoClient {
                 }
             })
             .collect();
-        Batch {
-            attempts,
-            elapsed: started.elapsed(),
-            items: results,
-            batch_size,
-        }
+        finished(started, results, attempts, batch_size)
     }
 
     /// Adds users (by ref) to a group. Pluvo applies this asynchronously.
@@ -254,12 +300,7 @@ impl PluvoClient {
                 (Err(_), _) => {}
             }
         }
-        Batch {
-            attempts,
-            elapsed: started.elapsed(),
-            items,
-            batch_size,
-        }
+        finished(started, items, attempts, batch_size)
     }
 
     pub async fn find_user_by_email(
@@ -429,6 +470,18 @@ impl PluvoClient {
             if !too_big && response.is_ok() {
                 sizer.accepted(chunk.len());
             }
+            // A taken address refused without a path names no item: sent one by one, each
+            // refusal is its own item's (every item is idempotent, so repeating those the
+            // document may already have done is harmless).
+            if splittable
+                && let Ok(response) = &response
+                && names_no_item_it_refuses(response)
+            {
+                for single in chunk.chunks(1).rev() {
+                    queue.push_front(single);
+                }
+                continue;
+            }
             smallest = if smallest == 0 {
                 chunk.len()
             } else {
@@ -449,6 +502,35 @@ impl PluvoClient {
         }
         (results, attempts, smallest)
     }
+}
+
+/// Whether `response` refuses an item of its document for a taken address without saying
+/// which (an error without a path, as some servers answer a conflict, with HTTP 200 or 409).
+fn names_no_item_it_refuses(response: &RawResponse) -> bool {
+    response.errors().iter().any(|error| {
+        error_root(error).is_none() && Signals::of(error, None).refusal() == Refusal::EmailTaken
+    })
+}
+
+/// A batched call's outcome, `started` when it began.
+fn finished<T>(
+    started: Instant,
+    items: Vec<Result<T, PluvoError>>,
+    attempts: u32,
+    batch_size: usize,
+) -> Batch<T> {
+    Batch {
+        attempts,
+        elapsed: started.elapsed(),
+        items,
+        batch_size,
+    }
+}
+
+/// One alias's result as the payload type of its field.
+fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, PluvoError> {
+    serde_json::from_value(value)
+        .map_err(|e| PluvoError::Decode(format!("result of {}: {e}", std::any::type_name::<T>())))
 }
 
 /// An upsert's answer in domain words.

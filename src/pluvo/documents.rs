@@ -1,5 +1,6 @@
 //! The batched documents the client sends: n × `updateOrCreateUser`, n × `updateExtraCategoryValues`,
-//! and membership documents mixing `removeUsersFromGroup` and `addUsersToGroup` fields.
+//! people's upserts each followed by their custom fields ([`write_people`]), and membership
+//! documents mixing `removeUsersFromGroup` and `addUsersToGroup` fields.
 //!
 //! Each takes its selection set from the cynic one-field operation in [`super::operations`] and its
 //! variable values from the cynic input types, so only the argument list is written here; the
@@ -15,12 +16,13 @@ use super::operations::{
     AddUsersToGroup, GroupMembersVariables, RemoveUsersFromGroup, SetCategoryValues,
     SetCategoryValuesVariables, UpsertUser, UpsertUserVariables, UserInput,
 };
-use super::types::{CategoryUpdate, Selector, UserUpsert, category_value_input};
+use super::types::{CategoryUpdate, PersonWrite, Selector, UserUpsert, category_value_input};
 use crate::domain::{EmployeeRef, GroupRef};
 
 pub(crate) const UPSERT_USERS: &str = "UpsertUsers";
 pub(crate) const SET_CATEGORY_VALUES: &str = "SetCategoryValues";
 pub(crate) const CHANGE_MEMBERSHIPS: &str = "ChangeMemberships";
+pub(crate) const WRITE_PEOPLE: &str = "WritePeople";
 
 /// One membership root field: at most [`super::REFS_PER_MEMBERSHIP_FIELD`] users of one group.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +86,33 @@ pub(crate) fn upsert_users(items: &[UserUpsert]) -> Result<AliasedDocument, Pluv
     let mut document = AliasedDocument::with_shape(UPSERT_USERS, upsert_shape()?);
     for item in items {
         document.push(upsert_args(item)?);
+    }
+    Ok(document)
+}
+
+/// Per person, `u0: updateOrCreateUser(ref: $u0_ref, …) { … }` and then
+/// `c1: updateExtraCategoryValues(contentType: USER, modelRef: $c1_modelRef, …) { … }`, each only
+/// when the person has that part. Pluvo runs a mutation document's root fields in order, so a
+/// person created here exists by the time their custom fields are set; both name the same ref.
+pub(crate) fn write_people(items: &[PersonWrite]) -> Result<AliasedDocument, PluvoError> {
+    let upsert = upsert_shape()?;
+    let categories = categories_shape()?;
+    let mut document = AliasedDocument::with_shape(WRITE_PEOPLE, upsert.clone());
+    for item in items {
+        if let Some(fields) = &item.user {
+            let args = upsert_args(&UserUpsert {
+                selector: Selector::Ref(item.employee_ref.clone()),
+                fields: fields.clone(),
+            })?;
+            document.push_field(&upsert, args);
+        }
+        if !item.categories.is_empty() {
+            let args = category_args(&CategoryUpdate {
+                user: item.employee_ref.clone(),
+                values: item.categories.clone(),
+            })?;
+            document.push_field(&categories, args);
+        }
     }
     Ok(document)
 }
@@ -253,6 +282,23 @@ pub(crate) fn every_document() -> Result<Vec<(&'static str, String)>, PluvoError
             SET_CATEGORY_VALUES,
             set_category_values(&[&update])?.into_request().query,
         ),
+        (
+            WRITE_PEOPLE,
+            write_people(&[
+                PersonWrite {
+                    employee_ref: update.user.clone(),
+                    user: Some(UserFields::default()),
+                    categories: update.values.clone(),
+                },
+                PersonWrite {
+                    employee_ref: update.user.clone(),
+                    user: None,
+                    categories: update.values.clone(),
+                },
+            ])?
+            .into_request()
+            .query,
+        ),
         (CHANGE_MEMBERSHIPS, {
             let group = GroupRef::parse("g").map_err(|_| internal("a group ref"))?;
             let users = [EmployeeRef::parse("1").map_err(|_| internal("a ref"))?];
@@ -366,6 +412,25 @@ mod tests {
             assert_valid(&schema, &format!("SetCategoryValues x{n}"), &request.query);
             assert_variables_match(&request.query, &request.variables);
 
+            let people: Vec<PersonWrite> = upserts(n)
+                .into_iter()
+                .zip(category_updates(n))
+                .enumerate()
+                .map(|(i, (upsert, update))| PersonWrite {
+                    employee_ref: update.user,
+                    // A create, an update without custom fields, one with custom fields only.
+                    user: (i % 3 != 2).then_some(upsert.fields),
+                    categories: if i % 3 == 1 {
+                        Vec::new()
+                    } else {
+                        update.values
+                    },
+                })
+                .collect();
+            let request = write_people(&people).unwrap().into_request();
+            assert_valid(&schema, &format!("WritePeople x{n}"), &request.query);
+            assert_variables_match(&request.query, &request.variables);
+
             let groups: Vec<GroupRef> = (0..n)
                 .map(|i| GroupRef::parse(&format!("g{i}")).unwrap())
                 .collect();
@@ -413,6 +478,41 @@ mod tests {
             json!(request.variables),
             json!({"r0_groupRef": "sales", "r0_userRefs": ["7"], "a1_groupRef": "sales", "a1_userRefs": ["7"]})
         );
+    }
+
+    #[test]
+    fn a_persons_custom_fields_follow_their_upsert_and_name_the_same_ref() {
+        let dept = CategoryRef::parse("dept").unwrap();
+        let people = [
+            PersonWrite {
+                employee_ref: EmployeeRef::parse("7").unwrap(),
+                user: Some(UserFields {
+                    name: Some("Ann".into()),
+                    ..UserFields::default()
+                }),
+                categories: vec![(dept.clone(), CategoryValue::String("Sales".into()))],
+            },
+            PersonWrite {
+                employee_ref: EmployeeRef::parse("8").unwrap(),
+                user: None,
+                categories: vec![(dept, CategoryValue::String("IT".into()))],
+            },
+        ];
+        let request = write_people(&people).unwrap().into_request();
+        let upsert = request
+            .query
+            .find("u0: updateOrCreateUser(ref: $u0_ref, sendInvite: false, user: $u0_user)")
+            .expect("the upsert");
+        let fields = request
+            .query
+            .find("c1: updateExtraCategoryValues(contentType: USER, modelRef: $c1_modelRef, values: $c1_values)")
+            .expect("its custom fields");
+        assert!(upsert < fields, "the create runs first:\n{}", request.query);
+        assert!(request.query.contains("c2: updateExtraCategoryValues"));
+        assert_eq!(request.variables["u0_ref"], json!("7"));
+        assert_eq!(request.variables["c1_modelRef"], json!("7"));
+        assert_eq!(request.variables["c2_modelRef"], json!("8"));
+        assert_eq!(request.query.matches("updateOrCreateUser").count(), 1);
     }
 
     #[test]

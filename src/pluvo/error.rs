@@ -287,6 +287,26 @@ const INVALID_PHRASES: &[&str] = &[
     "not allowed",
 ];
 
+/// Words in a code that say the client is sending too fast.
+const RATE_LIMIT_CODES: &[&str] = &[
+    "rate_limit",
+    "ratelimit",
+    "rate-limit",
+    "throttl",
+    "too_many_requests",
+    "toomanyrequests",
+    "429",
+];
+/// Phrases in a message that say the client is sending too fast.
+const RATE_LIMIT_PHRASES: &[&str] = &[
+    "rate limit",
+    "rate-limit",
+    "ratelimit",
+    "too many requests",
+    "throttl",
+    "slow down",
+];
+
 /// Whether `text` contains any of `needles` (the recognisers' one primitive).
 pub(crate) fn any_in(text: &str, needles: &[&str]) -> bool {
     needles.iter().any(|needle| text.contains(needle))
@@ -357,6 +377,13 @@ impl Signals {
         self.status == Some(401)
             || any_in(&self.code, AUTH_CODES)
             || any_in(&self.message, AUTH_PHRASES)
+    }
+
+    /// The request was refused for the rate it came at, as a 429 would say (some servers and
+    /// gateways say it with HTTP 200 and a GraphQL error): a code such as `RATE_LIMITED` or
+    /// `THROTTLED`, or a message saying "rate limit", "too many requests" or "throttled".
+    pub(crate) fn is_rate_limit(&self) -> bool {
+        any_in(&self.code, RATE_LIMIT_CODES) || any_in(&self.message, RATE_LIMIT_PHRASES)
     }
 
     /// What an item refusal was about, by code, field, status and message. A code naming "not

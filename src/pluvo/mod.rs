@@ -8,7 +8,9 @@
 //! - `auth`: the cached OAuth client-credentials token, renewed before expiry or when refused;
 //! - `pacing`: the rate limiter, in-flight bound, shared pause after a 429, and retry backoff;
 //! - `operations`: the typed queries and mutations, checked against `schema/pluvo.graphql` by cynic;
-//! - `batch` and `documents`: the aliased documents cynic cannot express, and their per-alias results;
+//! - `batch` and `documents`: the aliased documents cynic cannot express (a batch of people's
+//!   upserts each followed by their custom fields, memberships of several groups), and their
+//!   per-alias results;
 //! - `client`: the API's calls, each building its document and judging Pluvo's answer;
 //! - `transport`: the one `execute` path (HTTP status and `errors` into [`PluvoError`]): pacing,
 //!   retries and token renewal around every request;
@@ -37,8 +39,8 @@ pub use error::PluvoError;
 pub use settings::{PluvoSettings, ResolvedPluvo};
 pub use sizing::REFS_PER_MEMBERSHIP_FIELD;
 pub use types::{
-    Batch, CategoryUpdate, Membership, MembershipChange, RemoteCategory, RemoteGroup, RemoteUser,
-    Selector, UpsertedUser, UserFields, UserUpsert,
+    Batch, CategoryUpdate, Membership, MembershipChange, PersonWrite, PersonWritten,
+    RemoteCategory, RemoteGroup, RemoteUser, Selector, UpsertedUser, UserFields, UserUpsert,
 };
 
 /// The vendored SDL (`schema/pluvo.graphql`), registered by `build.rs`; cynic's derives in

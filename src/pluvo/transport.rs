@@ -25,8 +25,10 @@ use super::auth::{
     Grant, Issued, Token, TokenCache, parse_token, refused_after_renewal, token_refused,
 };
 use super::batch::RawResponse;
-use super::error::{excerpt, from_graphql, is_auth_error, is_retryable_status};
-use super::pacing::{Pacer, retry_after};
+use super::error::{
+    Signals, error_root, excerpt, from_graphql, is_auth_error, is_retryable_status,
+};
+use super::pacing::{Pacer, Ticket, retry_after};
 use super::settings::ResolvedPluvo;
 use super::sizing::BatchSizer;
 use crate::http::Backoff;
@@ -444,6 +446,15 @@ impl Inner {
         }
     }
 
+    /// Tells the pacer how a request was answered (`status` 429 for any refusal for the
+    /// rate), and counts such refusals.
+    fn heard(&self, ticket: &Ticket, status: u16, retry_after: Option<Duration>) {
+        if status == 429 {
+            self.metrics.inc(RATE_LIMITED, vec![]);
+        }
+        self.pacer.answered(ticket, status, retry_after);
+    }
+
     /// One HTTP request: admitted by the pacer, counted by status, body read completely.
     async fn exchange(
         &self,
@@ -479,14 +490,24 @@ impl Inner {
             let status = response.status().as_u16();
             self.metrics
                 .inc(REQUESTS, vec![("status", status.to_string())]);
-            if status == 429 {
-                self.metrics.inc(RATE_LIMITED, vec![]);
-            }
             let retry_after = retry_after(response.headers());
-            // Before the body is read: the other tasks must stop (or may speed up) at once.
-            self.pacer.answered(&admission.ticket, status, retry_after);
+            let answered = (200..=299).contains(&status);
+            if !answered {
+                // Before the body is read: the other tasks must stop at once.
+                self.heard(&admission.ticket, status, retry_after);
+            }
             // A connection dropped mid-body is as transient as one dropped before the headers.
-            let body = response.text().await.map_err(|e| transport_error(&e))?;
+            let body = response.text().await.map_err(|e| transport_error(&e));
+            // An answer is heard once its body is read: a GraphQL answer may refuse the request
+            // for its rate (HTTP 200, `RATE_LIMITED`), and that is a 429 in all but status.
+            let status = match &body {
+                Ok(body) if answered && graphql_says_rate_limited(body) => 429,
+                _ => status,
+            };
+            if answered {
+                self.heard(&admission.ticket, status, retry_after);
+            }
+            let body = body?;
             debug!(status, elapsed_ms = elapsed_ms(started), "response");
             Ok(Reply {
                 status,
@@ -497,6 +518,19 @@ impl Inner {
         .instrument(span)
         .await
     }
+}
+
+/// Whether a GraphQL answer refuses the whole request for its rate: an error without a path
+/// (about the document, not one of its fields) that says so by code or message
+/// ([`Signals::is_rate_limit`]).
+fn graphql_says_rate_limited(body: &str) -> bool {
+    let Ok(response) = serde_json::from_str::<RawResponse>(body) else {
+        return false;
+    };
+    response
+        .errors()
+        .iter()
+        .any(|e| error_root(e).is_none() && Signals::of(e, None).is_rate_limit())
 }
 
 /// Whether a non-GraphQL error body speaks of authentication (e.g. Django REST framework's

@@ -46,6 +46,29 @@ pub struct CategoryUpdate {
     pub values: Vec<(CategoryRef, CategoryValue)>,
 }
 
+/// One person's writes in a combined document ([`super::PluvoClient::write_people`]): their
+/// `updateOrCreateUser`, then their `updateExtraCategoryValues`. Both address the person by
+/// `employee_ref`, so the custom fields can only ever reach the account the upsert selected (or
+/// created, running first), never another one; an upsert by e-mail (an adoption) has no place
+/// here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonWrite {
+    pub employee_ref: EmployeeRef,
+    /// The fields to upsert, if the person's user changes.
+    pub user: Option<UserFields>,
+    /// Custom-field values to set afterwards; none sends no field.
+    pub categories: Vec<(CategoryRef, CategoryValue)>,
+}
+
+/// What Pluvo answered for one [`PersonWrite`]: each part that was sent, judged on its own.
+/// A custom-field result beside a failed upsert says nothing the caller may rely on: the
+/// account may not exist (yet) under that ref.
+#[derive(Debug, Clone)]
+pub struct PersonWritten {
+    pub user: Option<Result<UpsertedUser, PluvoError>>,
+    pub categories: Option<Result<(), PluvoError>>,
+}
+
 /// People to add to (or remove from) one group. Any number: the client sends them in root
 /// fields of at most [`super::REFS_PER_MEMBERSHIP_FIELD`] refs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,8 @@ mod helpers;
 mod lease_loss;
 mod lifecycle;
 mod pluvo_client;
+mod rate_limit_in_body;
+mod request_goal;
 mod run_report;
 mod run_status;
 mod service;

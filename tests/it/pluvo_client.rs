@@ -12,7 +12,8 @@ use pluvo_sync::domain::CategoryValue;
 use pluvo_sync::domain::{CategoryRef, Email, EmployeeRef, GroupRef, Role};
 use pluvo_sync::metrics::Metrics;
 use pluvo_sync::pluvo::{
-    CategoryUpdate, PluvoClient, PluvoError, PluvoSettings, Selector, UserFields, UserUpsert,
+    CategoryUpdate, PersonWrite, PluvoClient, PluvoError, PluvoSettings, Selector, UserFields,
+    UserUpsert,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -362,6 +363,155 @@ async fn a_429_with_retry_after_pauses_then_succeeds() {
     // The 429 slowed the client down (to 70 %; the answered retry may have raised it a little).
     let rate = metrics.get("pluvo_request_rate_per_second", vec![]);
     assert!((7.0..7.1).contains(&rate), "rate in force: {rate}");
+}
+
+/// Some servers (and gateways) refuse a request for its rate with HTTP 200 and a GraphQL error
+/// instead of a 429. Whatever they call it, it is a 429: the call is retried, not failed, and
+/// the client slows down as it would for a 429.
+#[tokio::test]
+async fn a_rate_limit_error_in_a_graphql_answer_slows_down_like_a_429() {
+    let cases = [
+        json!({"message": "Rate limit exceeded", "extensions": {"code": "RATE_LIMITED"}}),
+        json!({"message": "Too many requests, please slow down"}),
+        json!({"message": "Request was throttled. Expected available in 1 second."}),
+        json!({"message": "Slow down", "extensions": {"code": "TOO_MANY_REQUESTS"}}),
+    ];
+    for error in cases {
+        let server = MockServer::start().await;
+        mount_token(&server, "tok-1", Some(1)).await;
+        graphql("tok-1")
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"data": null, "errors": [error.clone()]})),
+            )
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        let data: serde_json::Map<_, _> = [upserted("u0", "1", true), upserted("u1", "2", true)]
+            .into_iter()
+            .collect();
+        graphql("tok-1")
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": data})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let (client, metrics) = client_for(
+            &server.uri(),
+            json!({"rate_per_second": 10.0, "backoff_base_ms": 50, "backoff_max_ms": 100}),
+        );
+        let batch = client.upsert_users(&[upsert("1"), upsert("2")]).await;
+        assert_eq!(batch.succeeded(), 2, "{error}: {:?}", batch.items);
+        assert_eq!(batch.attempts, 2, "{error}");
+        assert_eq!(
+            metrics.get("pluvo_rate_limited_total", vec![]),
+            1.0,
+            "{error}"
+        );
+        let rate = metrics.get("pluvo_request_rate_per_second", vec![]);
+        assert!((7.0..7.1).contains(&rate), "{error}: rate in force: {rate}");
+    }
+}
+
+/// A taken address refused as Django/graphene words it, without a `path`.
+fn path_less_conflict() -> Value {
+    json!({"data": null, "errors": [{
+        "message": "User with this Email address already exists.",
+        "extensions": {"code": "Conflict", "field": "email"}}]})
+}
+
+/// A server that refuses a taken address without a `path` (the whole answer one error, HTTP 200
+/// or 409) does not say which person of a batch it meant. The batch's people are then sent one
+/// by one, so only the person whose address is taken fails, as their own refusal.
+#[tokio::test]
+async fn a_path_less_email_conflict_in_a_batch_fails_only_the_conflicting_person() {
+    for status in [200, 409] {
+        let server = MockServer::start().await;
+        mount_token(&server, "tok-1", Some(1)).await;
+        let conflict = path_less_conflict();
+        // The batch of three.
+        graphql("tok-1")
+            .and(body_string_contains("u2: updateOrCreateUser"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(conflict.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        // Then each person alone: the second one's address is taken.
+        graphql("tok-1")
+            .and(body_partial_json(json!({"variables": {"u0_ref": "2"}})))
+            .respond_with(ResponseTemplate::new(status).set_body_json(conflict.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        for r in ["1", "3"] {
+            let data: serde_json::Map<_, _> = [upserted("u0", r, true)].into_iter().collect();
+            graphql("tok-1")
+                .and(body_partial_json(json!({"variables": {"u0_ref": r}})))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": data})))
+                .expect(1)
+                .mount(&server)
+                .await;
+        }
+        let (client, _) = client_for(&server.uri(), json!({}));
+        let batch = client
+            .upsert_users(&[upsert("1"), upsert("2"), upsert("3")])
+            .await;
+        assert_eq!(batch.attempts, 4, "HTTP {status}: the batch, then one each");
+        assert_eq!(batch.items[0].as_ref().unwrap().r#ref.as_deref(), Some("1"));
+        assert_eq!(batch.items[2].as_ref().unwrap().r#ref.as_deref(), Some("3"));
+        let error = batch.items[1].as_ref().unwrap_err();
+        assert!(error.is_email_conflict(), "HTTP {status}: {error:?}");
+        assert!(error.is_refusal(), "the person's own refusal, not systemic");
+    }
+}
+
+/// A person's upsert and custom fields share a document with other people's; when the server
+/// refuses a taken address without a path, the people are sent one by one, and only the person
+/// whose address is taken fails, with an e-mail conflict on their upsert.
+#[tokio::test]
+async fn one_persons_refusal_in_a_shared_document_fails_only_that_person() {
+    let server = MockServer::start().await;
+    mount_token(&server, "tok-1", Some(1)).await;
+    let conflict = path_less_conflict();
+    graphql("tok-1")
+        .and(body_string_contains("u2: updateOrCreateUser"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(conflict.clone()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    graphql("tok-1")
+        .and(body_partial_json(json!({"variables": {"u0_ref": "2"}})))
+        .respond_with(ResponseTemplate::new(409).set_body_json(conflict))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut data: serde_json::Map<_, _> = [upserted("u0", "1", true)].into_iter().collect();
+    data.insert("c1".into(), json!({"extraCategoryValues": []}));
+    graphql("tok-1")
+        .and(body_partial_json(
+            json!({"variables": {"u0_ref": "1", "c1_modelRef": "1"}}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": data})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let person = |r: &str| PersonWrite {
+        employee_ref: employee(r),
+        user: Some(upsert(r).fields),
+        categories: vec![(
+            CategoryRef::parse("has_company_car").unwrap(),
+            CategoryValue::Boolean(true),
+        )],
+    };
+    let (client, _) = client_for(&server.uri(), json!({}));
+    let batch = client.write_people(&[person("1"), person("2")]).await;
+    assert_eq!(batch.attempts, 3, "the batch, then one each");
+    let first = batch.items[0].as_ref().unwrap();
+    assert!(first.user.as_ref().unwrap().as_ref().unwrap().created);
+    assert!(first.categories.as_ref().unwrap().is_ok());
+    let second = batch.items[1].as_ref().unwrap();
+    let error = second.user.as_ref().unwrap().as_ref().unwrap_err();
+    assert!(error.is_email_conflict(), "{error:?}");
 }
 
 /// Stopping a run must not wait out Pluvo's `Retry-After`: the waiting call gives up at once,

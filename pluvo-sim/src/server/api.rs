@@ -72,11 +72,12 @@ async fn graphql_pipeline(shared: &Arc<Shared>, track: &mut Tracker, req: Reques
 
     if let Err(retry_after) = lock(&shared.limiter).check(&client, knobs.rate, knobs.burst, now) {
         lock(&shared.stats).rate_limited += 1;
-        let mut response = error_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate limit exceeded",
-            Some("RATE_LIMITED"),
-        );
+        let status = if knobs.rate_limit_in_body {
+            StatusCode::OK
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        let mut response = error_response(status, "rate limit exceeded", Some("RATE_LIMITED"));
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -1,7 +1,10 @@
-//! The custom-fields phase: each person's changed category values, sent only for people whose
-//! user call succeeded. It exists apart because of the one check it makes before sending: a
-//! choice value Pluvo has no option for ([`ChoiceOptions`]) would fail the person's whole call,
-//! so it is held back and journaled on its own, and the person's other fields still go.
+//! Custom fields: each person's changed category values. They normally go in the same document
+//! as the person's upsert (see [`super::users`]); what is here is what they need apart: the one
+//! check made before anything is sent (a choice value Pluvo has no option for
+//! ([`ChoiceOptions`]) would fail the person's whole custom-field call, so it is held back and
+//! journaled on its own, and the person's other fields still go), what a custom-field call
+//! journals and acknowledges, and the follow-up phase for the custom fields of people whose
+//! upsert went through only after the first document (adopted, or an address that waited).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +15,7 @@ use crate::domain::{CategoryRef, CategoryValue, EmployeeRef, OpKind, OpStatus};
 use crate::pluvo::CategoryUpdate;
 use crate::sync::journal::OperationRecord;
 use crate::sync::plan::{CategoryChange, Plan};
-use crate::sync::snapshot::Snapshot;
+use crate::sync::snapshot::{Snapshot, SnapshotUser};
 
 /// The options of each choice category Pluvo has, as read at the start of the run
 /// (`extraCategories`). A choice value Pluvo lacks would fail the person's whole custom-field
@@ -43,37 +46,36 @@ impl ChoiceOptions {
 }
 
 impl Applier<'_> {
+    /// Custom fields that could not ride with their person's upsert, sent once the users phase
+    /// has settled: those of people whose upsert was refused at first and went through later
+    /// (an adopted account, an address that had to wait for its holder), by then under their
+    /// ref. People whose user call failed for good are skipped, as in every later phase.
     pub(super) async fn categories_phase(
         &self,
-        plan: &Plan,
+        deferred: Vec<Deferred<'_>>,
         snapshot: &mut Snapshot,
         blocked: &BTreeSet<EmployeeRef>,
         outcome: &mut ApplyOutcome,
     ) {
-        let work: Vec<(&EmployeeRef, &Vec<CategoryChange>)> = plan
-            .people
-            .iter()
-            .filter(|p| !p.categories.is_empty())
-            .map(|p| (&p.employee_ref, &p.categories))
-            .collect();
-        let (ready, skipped): (Vec<_>, Vec<_>) =
-            work.into_iter().partition(|(r, _)| !blocked.contains(*r));
+        let (ready, skipped): (Vec<_>, Vec<_>) = deferred
+            .into_iter()
+            .partition(|(r, _)| !blocked.contains(*r));
         self.skip(
             skipped.iter().map(|(r, _)| (*r, OpKind::Categories, None)),
+            // They went in the request of the person's upsert, but a refused upsert leaves
+            // their fate unknown: not acknowledged, so the next run sends them again.
+            "not judged: the user operation for this person failed, and these values went in \
+             the same request; the next run sends them again",
             outcome,
         )
         .await;
-        let ready = self.hold_unknown_options(ready, outcome).await;
 
         let calls = sized_chunks(&ready, self.client).map(|chunk| async move {
             let items: Vec<CategoryUpdate> = chunk
                 .iter()
                 .map(|(employee_ref, changes)| CategoryUpdate {
                     user: (*employee_ref).clone(),
-                    values: changes
-                        .iter()
-                        .map(|c| (c.category.clone(), c.after.clone()))
-                        .collect(),
+                    values: category_values(changes),
                 })
                 .collect();
             (chunk, self.client.set_category_values(&items).await)
@@ -86,21 +88,13 @@ impl Applier<'_> {
                 let mut ops = Vec::with_capacity(chunk.len());
                 let mut acked = Vec::new();
                 for ((employee_ref, changes), result) in chunk.iter().zip(batch.items) {
-                    let mut op = OperationRecord::new(
-                        Some(employee_ref.to_string()),
-                        OpKind::Categories,
-                        None,
-                        Value::Array(changes.iter().copied().map(category_change_json).collect()),
-                    )
-                    .sent(batch.attempts, batch.elapsed)
-                    .in_batch(batch.batch_size);
+                    let mut op = categories_operation(employee_ref, changes)
+                        .sent(batch.attempts, batch.elapsed)
+                        .in_batch(batch.batch_size);
                     match (result, snapshot.get(*employee_ref)) {
                         (Ok(()), Some(before)) => {
                             let mut next = before.clone();
-                            for change in changes.iter() {
-                                next.categories
-                                    .insert(change.category.clone(), change.after.clone());
-                            }
+                            acknowledge_categories(&mut next, changes);
                             acked.push(next);
                         }
                         (Ok(()), None) => {}
@@ -120,14 +114,15 @@ impl Applier<'_> {
     /// for, journaling each as a failure that names the field and the value; returns the rest
     /// (people left with nothing to send are dropped). Their snapshot keeps the old value, so
     /// the next run tries the value again, and succeeds once the option exists in Pluvo.
-    async fn hold_unknown_options<'p>(
+    pub(super) async fn hold_unknown_options<'p>(
         &self,
-        ready: Vec<(&'p EmployeeRef, &'p Vec<CategoryChange>)>,
+        plan: &'p Plan,
         outcome: &mut ApplyOutcome,
-    ) -> Vec<(&'p EmployeeRef, Vec<&'p CategoryChange>)> {
+    ) -> BTreeMap<&'p EmployeeRef, Vec<&'p CategoryChange>> {
         let mut held = Vec::new();
-        let mut sendable = Vec::with_capacity(ready.len());
-        for (employee_ref, changes) in ready {
+        let mut sendable = BTreeMap::new();
+        let people = plan.people.iter().filter(|p| !p.categories.is_empty());
+        for (employee_ref, changes) in people.map(|p| (&p.employee_ref, &p.categories)) {
             let (bad, good): (Vec<&CategoryChange>, Vec<&CategoryChange>) =
                 changes.iter().partition(|c| {
                     self.choices
@@ -157,7 +152,7 @@ impl Applier<'_> {
                 );
             }
             if !good.is_empty() {
-                sendable.push((employee_ref, good));
+                sendable.insert(employee_ref, good);
             }
         }
         if !held.is_empty() {
@@ -169,6 +164,38 @@ impl Applier<'_> {
             self.commit(&held, &[], &mut unchanged, outcome).await;
         }
         sendable
+    }
+}
+
+/// A person's custom-field changes that wait for the users phase to settle.
+pub(super) type Deferred<'p> = (&'p EmployeeRef, Vec<&'p CategoryChange>);
+
+/// The values a person's custom-field call sets.
+pub(super) fn category_values(changes: &[&CategoryChange]) -> Vec<(CategoryRef, CategoryValue)> {
+    changes
+        .iter()
+        .map(|c| (c.category.clone(), c.after.clone()))
+        .collect()
+}
+
+/// The journal row of a person's custom-field changes, before anything is known of how it went.
+pub(super) fn categories_operation(
+    employee_ref: &EmployeeRef,
+    changes: &[&CategoryChange],
+) -> OperationRecord {
+    OperationRecord::new(
+        Some(employee_ref.to_string()),
+        OpKind::Categories,
+        None,
+        Value::Array(changes.iter().copied().map(category_change_json).collect()),
+    )
+}
+
+/// The snapshot row once Pluvo acknowledged `changes`.
+pub(super) fn acknowledge_categories(next: &mut SnapshotUser, changes: &[&CategoryChange]) {
+    for change in changes {
+        next.categories
+            .insert(change.category.clone(), change.after.clone());
     }
 }
 

@@ -35,6 +35,7 @@ impl Applier<'_> {
                     refs.iter().partition(|r| !blocked.contains(*r));
                 self.skip(
                     held.into_iter().map(|r| (r, kind_of(adding), Some(group))),
+                    "not attempted: the user operation for this person failed",
                     outcome,
                 )
                 .await;

@@ -1,8 +1,11 @@
 //! Sends a [`Plan`] to Pluvo and advances the snapshot for what Pluvo acknowledged.
 //!
 //! Three phases, because each depends on the one before: **users** (create, update, archive,
-//! unarchive; batched as aliased mutations), then **custom fields** (only for people whose user
-//! call succeeded), then **memberships** (one change per group and direction, removals first,
+//! unarchive, and the same people's **custom fields**: one aliased document carries a batch of
+//! people, each person's upsert followed by their custom fields, so a create runs before the
+//! custom fields that need it), then the **custom fields that had to wait** (of people whose
+//! upsert went through only after an adoption or an address that had to be freed first; never
+//! for people whose user call failed), then **memberships** (one change per group and direction, removals first,
 //! several groups' changes in one document, people in root fields of at most
 //! [`crate::pluvo::REFS_PER_MEMBERSHIP_FIELD`]). A person whose
 //! step fails is skipped in the later phases, journaled, and left un-advanced in the snapshot, so
@@ -171,9 +174,18 @@ impl Applier<'_> {
         let mut blocked: BTreeSet<EmployeeRef> = BTreeSet::new();
 
         let mut stale = StaleMemberships::new();
-        self.users_phase(plan, snapshot, &mut blocked, &mut stale, &mut outcome)
+        let categories = self.hold_unknown_options(plan, &mut outcome).await;
+        let deferred = self
+            .users_phase(
+                plan,
+                &categories,
+                snapshot,
+                &mut blocked,
+                &mut stale,
+                &mut outcome,
+            )
             .await;
-        self.categories_phase(plan, snapshot, &blocked, &mut outcome)
+        self.categories_phase(deferred, snapshot, &blocked, &mut outcome)
             .await;
         self.memberships_phase(plan, snapshot, &blocked, &stale, &mut outcome)
             .await;
@@ -229,9 +241,12 @@ impl Applier<'_> {
         .boxed()
     }
 
+    /// Journals `people`'s operations as skipped because their user operation failed; `why`
+    /// says what became of them.
     async fn skip<'r>(
         &self,
         people: impl Iterator<Item = (&'r EmployeeRef, OpKind, Option<&'r GroupRef>)>,
+        why: &str,
         outcome: &mut ApplyOutcome,
     ) {
         let ops: Vec<OperationRecord> = people
@@ -242,10 +257,7 @@ impl Applier<'_> {
                     group.map(ToString::to_string),
                     json!([]),
                 )
-                .ended(
-                    OpStatus::Skipped,
-                    "not attempted: the user operation for this person failed",
-                )
+                .ended(OpStatus::Skipped, why)
             })
             .collect();
         if !ops.is_empty() {

@@ -13,60 +13,106 @@ use serde_json::{Value, json};
 
 use super::addresses::{EmailConflict, new_email};
 use super::adoption::StaleMemberships;
+use super::categories::{Deferred, acknowledge_categories, categories_operation, category_values};
 use super::{Applier, ApplyOutcome, sized_chunks, status_of};
 use crate::domain::{Categories, Email, EmployeeRef, Groups, OpKind, OpStatus};
-use crate::pluvo::{Batch, PluvoError, Selector, UpsertedUser, UserFields, UserUpsert};
+use crate::pluvo::{
+    Batch, PersonWrite, PersonWritten, PluvoError, Selector, UpsertedUser, UserFields, UserUpsert,
+};
 use crate::sync::journal::OperationRecord;
-use crate::sync::plan::{FieldChange, NewUser, Plan, UserChange};
+use crate::sync::plan::{CategoryChange, FieldChange, NewUser, Plan, UserChange};
 use crate::sync::snapshot::{Snapshot, SnapshotUser};
 
+/// One person's share of the users phase: their user change, and the custom-field values that
+/// go in the same document, after it.
+struct Work<'p> {
+    employee_ref: &'p EmployeeRef,
+    change: Option<&'p UserChange>,
+    categories: Option<&'p [&'p CategoryChange]>,
+}
+
+/// What became of one person's parts of a document: the user call (after any adoption), and the
+/// custom-field call as Pluvo answered it.
+type PersonResult = (
+    Option<Result<(UpsertedUser, OpKind), UserFailure>>,
+    Option<Result<(), PluvoError>>,
+);
+
 impl Applier<'_> {
-    pub(super) async fn users_phase(
+    /// Every person with a user change or custom fields to send, `batch_size` people per
+    /// document, each person's upsert followed by their custom fields. Returns the custom fields
+    /// that could not be judged with their upsert (it was refused at first), for
+    /// [`Applier::categories_phase`].
+    pub(super) async fn users_phase<'p>(
         &self,
-        plan: &Plan,
+        plan: &'p Plan,
+        categories: &'p BTreeMap<&'p EmployeeRef, Vec<&'p CategoryChange>>,
         snapshot: &mut Snapshot,
         blocked: &mut BTreeSet<EmployeeRef>,
         stale: &mut StaleMemberships,
         outcome: &mut ApplyOutcome,
-    ) {
+    ) -> Vec<Deferred<'p>> {
         // Groups an adopted account was already in, by ref, filled in by `adopt` during the calls.
         let adopted: Mutex<BTreeMap<EmployeeRef, Vec<String>>> = Mutex::new(BTreeMap::new());
         let adopted = &adopted;
-        let work: Vec<(&EmployeeRef, &UserChange)> = plan
+        let work: Vec<Work<'p>> = plan
             .people
             .iter()
-            .filter_map(|p| p.user.as_ref().map(|change| (&p.employee_ref, change)))
+            .map(|p| Work {
+                employee_ref: &p.employee_ref,
+                change: p.user.as_ref(),
+                categories: categories.get(&p.employee_ref).map(Vec::as_slice),
+            })
+            .filter(|w| w.change.is_some() || w.categories.is_some())
             .collect();
         let calls = sized_chunks(&work, self.client).map(|chunk| async move {
-            let items: Vec<UserUpsert> = chunk
+            let items: Vec<PersonWrite> = chunk
                 .iter()
-                .map(|(employee_ref, change)| upsert_for(employee_ref, change))
+                .map(|w| PersonWrite {
+                    employee_ref: w.employee_ref.clone(),
+                    user: w.change.map(|c| upsert_for(w.employee_ref, c).fields),
+                    categories: w.categories.map(category_values).unwrap_or_default(),
+                })
                 .collect();
             let Batch {
                 attempts,
                 elapsed,
                 items,
                 batch_size,
-            } = self.client.upsert_users(&items).await;
+            } = self.client.write_people(&items).await;
             // Adoptions run here, inside the call, and not in the judgement below: while
             // that runs, the other calls in flight are not polled, and one of them may
             // already own the client's token lock (tokio's Mutex hands it to the next waiter
             // on release), so a client call from there can wait forever.
-            let mut results = Vec::with_capacity(chunk.len());
-            for ((employee_ref, change), result) in chunk.iter().zip(items) {
-                results.push(match (result, change) {
-                    (Err(error), UserChange::Create { user }) if error.is_field_error() => {
-                        self.adopt(employee_ref, user, error, adopted).await
+            let mut results: Vec<PersonResult> = Vec::with_capacity(chunk.len());
+            for (w, result) in chunk.iter().zip(items) {
+                let (user, custom) = match result {
+                    Ok(PersonWritten { user, categories }) => (user, categories),
+                    Err(error) => (
+                        w.change.map(|_| Err(error.clone())),
+                        w.categories.map(|_| Err(error)),
+                    ),
+                };
+                let user = match (user, w.change) {
+                    (Some(Err(error)), Some(UserChange::Create { user }))
+                        if error.is_field_error() =>
+                    {
+                        Some(self.adopt(w.employee_ref, user, error, adopted).await)
                     }
-                    (result, _) => result
-                        .map(|user| (user, change.kind()))
-                        .map_err(UserFailure::from),
-                });
+                    (Some(result), Some(change)) => Some(
+                        result
+                            .map(|user| (user, change.kind()))
+                            .map_err(UserFailure::from),
+                    ),
+                    _ => None,
+                };
+                results.push((user, custom));
             }
             (chunk, attempts, elapsed, batch_size, results)
         });
 
         let mut conflicts: Vec<EmailConflict<'_>> = Vec::new();
+        let mut deferred: Vec<Deferred<'p>> = Vec::new();
         self.send_and_commit(
             calls,
             snapshot,
@@ -74,47 +120,91 @@ impl Applier<'_> {
             |(chunk, attempts, elapsed, batch_size, items), snapshot, outcome| {
                 let mut ops = Vec::with_capacity(chunk.len());
                 let mut acked = Vec::new();
-                for ((employee_ref, change), result) in chunk.iter().zip(items) {
-                    let mut op = user_operation(employee_ref, change)
-                        .sent(attempts, elapsed)
-                        .in_batch(batch_size);
-                    match judge(result, change) {
-                        UserVerdict::Acknowledged(remote, kind) => {
-                            op.kind = kind;
-                            let mut next = acknowledge_user(
-                                snapshot.get(*employee_ref),
-                                employee_ref,
-                                change,
-                                &remote,
-                            );
-                            let existing = adopted
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .remove(*employee_ref);
-                            if let (Some(next), Some(existing)) = (next.as_mut(), existing) {
-                                self.note_existing_memberships(next, &existing, plan, stale);
+                for (w, (user, custom)) in chunk.iter().zip(items) {
+                    let sent =
+                        |op: OperationRecord| op.sent(attempts, elapsed).in_batch(batch_size);
+                    let employee_ref = w.employee_ref;
+                    // The row the person's custom fields build on: the acknowledged user row, or
+                    // (no user change) the snapshot's. `None`: their custom fields cannot be
+                    // judged with this document.
+                    let mut base: Option<SnapshotUser> = None;
+                    match (user, w.change) {
+                        (Some(result), Some(change)) => {
+                            let mut op = sent(user_operation(employee_ref, change));
+                            match judge(result, change) {
+                                UserVerdict::Acknowledged(remote, kind) => {
+                                    op.kind = kind;
+                                    let mut next = acknowledge_user(
+                                        snapshot.get(employee_ref),
+                                        employee_ref,
+                                        change,
+                                        &remote,
+                                    );
+                                    let existing = adopted
+                                        .lock()
+                                        .unwrap_or_else(|p| p.into_inner())
+                                        .remove(employee_ref);
+                                    if let (Some(next), Some(existing)) = (next.as_mut(), existing)
+                                    {
+                                        self.note_existing_memberships(
+                                            next, &existing, plan, stale,
+                                        );
+                                    }
+                                    // An adoption means the create in the document was refused:
+                                    // the custom fields sent after it found no account by that
+                                    // ref, and go again now that the account has it.
+                                    if kind == OpKind::Adopt {
+                                        acked.extend(next);
+                                    } else {
+                                        base = next;
+                                    }
+                                }
+                                // The address may be one another person gives up later in this run.
+                                UserVerdict::EmailTaken(email, error) => {
+                                    conflicts.push(EmailConflict {
+                                        employee_ref,
+                                        change,
+                                        email,
+                                        op,
+                                        error,
+                                        systemic: false,
+                                    });
+                                    deferred
+                                        .extend(w.categories.map(|c| (employee_ref, c.to_vec())));
+                                    continue;
+                                }
+                                UserVerdict::Failed(failure) => {
+                                    op = op.ended(failure.status, failure.message);
+                                    outcome.systemic += u64::from(failure.systemic);
+                                    outcome.aborted |= failure.status == OpStatus::Skipped;
+                                    blocked.insert(employee_ref.clone());
+                                }
                             }
-                            acked.extend(next);
+                            ops.push(op);
                         }
-                        // The address may be one another person gives up later in this run.
-                        UserVerdict::EmailTaken(email, error) => {
-                            conflicts.push(EmailConflict {
-                                employee_ref,
-                                change,
-                                email,
-                                op,
-                                error,
-                                systemic: false,
-                            });
-                            continue;
-                        }
-                        UserVerdict::Failed(failure) => {
-                            op = op.ended(failure.status, failure.message);
-                            outcome.systemic += u64::from(failure.systemic);
-                            outcome.aborted |= failure.status == OpStatus::Skipped;
-                            blocked.insert((*employee_ref).clone());
-                        }
+                        _ => base = snapshot.get(employee_ref).cloned(),
                     }
+                    let (Some(changes), Some(custom)) = (w.categories, custom) else {
+                        acked.extend(base);
+                        continue;
+                    };
+                    if base.is_none() && w.change.is_some() {
+                        // Not judged with this document: sent again once the user call has
+                        // settled, or skipped if it failed.
+                        deferred.push((employee_ref, changes.to_vec()));
+                        continue;
+                    }
+                    let mut op = sent(categories_operation(employee_ref, changes));
+                    match custom {
+                        Ok(()) => {
+                            if let Some(next) = base.as_mut() {
+                                acknowledge_categories(next, changes);
+                            }
+                        }
+                        Err(error) => op = op.ended(outcome.failure(&error), error.to_string()),
+                    }
+                    // A person the snapshot does not know has no row to advance.
+                    acked.extend(base);
                     ops.push(op);
                 }
                 (ops, acked)
@@ -124,6 +214,7 @@ impl Applier<'_> {
         // Every call has ended, so no other call holds the client: it is safe to call it here.
         self.resolve_email_conflicts(conflicts, snapshot, blocked, outcome)
             .await;
+        deferred
     }
 }
 
