@@ -9,6 +9,7 @@ mod error_styles;
 mod golden;
 mod held_people;
 mod helpers;
+mod learning_client;
 mod lease_loss;
 mod lifecycle;
 mod pluvo_client;
