@@ -18,3 +18,4 @@ mod run_status;
 mod service;
 mod sync_e2e;
 mod tenant;
+mod training_rules;
