@@ -89,3 +89,28 @@ async fn a_bad_expression_stops_every_command_at_load_naming_rule_and_position()
         "{out:#?}"
     );
 }
+
+#[tokio::test]
+async fn plan_shows_per_rule_who_would_be_added_in_text_and_json() {
+    let env = TestEnv::start().await;
+    with_rules(&env, RULES);
+    let out = env.run_cli(&["plan"]).await;
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("safety-basics → training safety-2024 as PARTICIPANT\n    add 4: 000123, 000124, 000145, 000160"),
+        "{out:#?}"
+    );
+
+    let json = env.run_cli(&["plan", "--json"]).await.json();
+    let rules = json["training_rules"]["rules"].as_array().unwrap();
+    assert_eq!(rules[0]["rule"], "safety-basics");
+    assert_eq!(
+        rules[0]["add"],
+        serde_json::json!(["000123", "000124", "000145", "000160"])
+    );
+    assert_eq!(json["training_rules"]["errors"], serde_json::json!([]));
+    // Nothing was sent to Pluvo for it, and nothing is planned for the enrol rule: everyone
+    // started in 2019.
+    assert_eq!(rules.len(), 1, "{rules:?}");
+}
