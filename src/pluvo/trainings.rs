@@ -284,6 +284,52 @@ impl PluvoClient {
     }
 }
 
+/// Variables for the learning documents `check --schema` compares and the tests validate.
+fn sample_vars() -> TrainingMembersVariables {
+    TrainingMembersVariables {
+        training_ref: "safety-2024".into(),
+        user_refs: Some(vec!["E1".into()]),
+        role: TrainingRole::Trainer.into(),
+    }
+}
+
+/// Every learning document the client can send, by operation name, for `check --schema`
+/// (see [`super::documents::every_document`]) and the SDL tests.
+pub(super) fn documents() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "AddUsersToTraining",
+            AddUsersToTraining::build(sample_vars()).query,
+        ),
+        (
+            "RemoveUsersFromTraining",
+            RemoveUsersFromTraining::build(sample_vars()).query,
+        ),
+        (
+            "CreateEnrollments",
+            CreateEnrollments::build(EnrolVariables {
+                offer_event_ref: "intro".into(),
+                user_refs: Some(vec!["E1".into()]),
+            })
+            .query,
+        ),
+        (
+            "TrainingByRef",
+            TrainingByRef::build(TrainingByRefVariables {
+                training_ref: "t".into(),
+            })
+            .query,
+        ),
+        (
+            "OfferEventByRef",
+            OfferEventByRef::build(OfferEventByRefVariables {
+                offer_event_ref: "e".into(),
+            })
+            .query,
+        ),
+    ]
+}
+
 fn not_found_as_none<T>(result: Result<T, PluvoError>) -> Result<Option<T>, PluvoError> {
     match result {
         Ok(value) => Ok(Some(value)),
@@ -322,49 +368,6 @@ mod tests {
         Schema::parse_and_validate(sdl, "pluvo.graphql").expect("the vendored SDL is valid")
     }
 
-    fn vars() -> TrainingMembersVariables {
-        TrainingMembersVariables {
-            training_ref: "safety-2024".into(),
-            user_refs: Some(vec!["E1".into()]),
-            role: TrainingRole::Trainer.into(),
-        }
-    }
-
-    fn documents() -> Vec<(&'static str, String)> {
-        vec![
-            (
-                "addUsersToTraining",
-                AddUsersToTraining::build(vars()).query,
-            ),
-            (
-                "removeUsersFromTraining",
-                RemoveUsersFromTraining::build(vars()).query,
-            ),
-            (
-                "createOfferEventEnrollments",
-                CreateEnrollments::build(EnrolVariables {
-                    offer_event_ref: "intro".into(),
-                    user_refs: Some(vec!["E1".into()]),
-                })
-                .query,
-            ),
-            (
-                "training",
-                TrainingByRef::build(TrainingByRefVariables {
-                    training_ref: "t".into(),
-                })
-                .query,
-            ),
-            (
-                "offerEvent",
-                OfferEventByRef::build(OfferEventByRefVariables {
-                    offer_event_ref: "e".into(),
-                })
-                .query,
-            ),
-        ]
-    }
-
     #[test]
     fn every_learning_document_validates_against_the_sdl() {
         let schema = schema();
@@ -389,7 +392,7 @@ mod tests {
 
     #[test]
     fn the_role_is_sent_as_the_training_role_enum() {
-        let vars = serde_json::to_value(vars()).unwrap();
+        let vars = serde_json::to_value(sample_vars()).unwrap();
         assert_eq!(vars["role"], "TRAINER");
         assert_eq!(vars["userRefs"], serde_json::json!(["E1"]));
     }
