@@ -122,6 +122,14 @@ interned_newtype!(
     /// The `ref` of a Pluvo extra category (custom field).
     CategoryRef
 );
+interned_newtype!(
+    /// The `ref` of a Pluvo training ("learning journey") a rule assigns people to.
+    TrainingRef
+);
+interned_newtype!(
+    /// The `ref` of a Pluvo offer event (a dated moment of an offer) a rule enrols people in.
+    OfferEventRef
+);
 
 /// The one shared copy of `value`. Group and category refs are configuration-sized (the groups
 /// and custom fields an administrator made in Pluvo) but every person holds a few: without this,
@@ -188,6 +196,53 @@ impl GroupRef {
 impl CategoryRef {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         parse_identifier(raw, "category ref").map(|value| Self(intern(value)))
+    }
+}
+
+impl TrainingRef {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        parse_identifier(raw, "training ref").map(|value| Self(intern(value)))
+    }
+}
+
+impl OfferEventRef {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        parse_identifier(raw, "offer event ref").map(|value| Self(intern(value)))
+    }
+}
+
+/// A person's role in one training (Pluvo's `TrainingRole`), held independently per training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TrainingRole {
+    Participant,
+    Trainer,
+    Mentor,
+}
+
+impl TrainingRole {
+    pub const ALL: [TrainingRole; 3] = [
+        TrainingRole::Participant,
+        TrainingRole::Trainer,
+        TrainingRole::Mentor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainingRole::Participant => "PARTICIPANT",
+            TrainingRole::Trainer => "TRAINER",
+            TrainingRole::Mentor => "MENTOR",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        parse_name(&Self::ALL, Self::as_str, raw, "training role")
+    }
+}
+
+impl fmt::Display for TrainingRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -264,16 +319,25 @@ impl Role {
     }
 
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let wanted = raw.trim();
-        Self::ALL
-            .into_iter()
-            .find(|role| role.as_str().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| {
-                InvalidValue(format!(
-                    "'{wanted}' is not a Pluvo role (PARTICIPANT, TRAINER, MANAGER, PLANNER, AUTHOR)"
-                ))
-            })
+        parse_name(&Self::ALL, Self::as_str, raw, "Pluvo role")
     }
+}
+
+/// The variant of `all` whose name is `raw`, in any case; the error lists the names.
+fn parse_name<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    raw: &str,
+    what: &str,
+) -> Result<T, InvalidValue> {
+    let wanted = raw.trim();
+    all.iter()
+        .copied()
+        .find(|v| name(*v).eq_ignore_ascii_case(wanted))
+        .ok_or_else(|| {
+            let names: Vec<_> = all.iter().map(|v| name(*v)).collect();
+            InvalidValue(format!("'{wanted}' is not a {what} ({})", names.join(", ")))
+        })
 }
 
 impl fmt::Display for Role {

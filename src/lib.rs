@@ -6,9 +6,10 @@
 //! - [`sync`]: the pipeline of one run, stage by stage: `source` → `mapping` → `snapshot` →
 //!   `plan` → `apply`, which commits each acknowledged change through `journal` (the one store
 //!   of the journal's tables and the snapshot's writes), driven by `engine`, which runs under a
-//!   `RunGuard` the service provides.
-//! - [`pluvo`]: the typed GraphQL client (auth, pacing, batching, errors) that `apply` sends
-//!   through.
+//!   `RunGuard` the service provides. `rules` (training rules: who a `[[assign]]`/`[[enrol]]`
+//!   matches now) sits after `mapping`.
+//! - [`pluvo`]: the typed GraphQL client (auth, pacing, batching, errors, training membership
+//!   and enrolments) that `apply` sends through.
 //! - [`service`]: `pluvo-sync run`: schedule, scheduler, launcher (take the lease, begin, run,
 //!   release: used by `sync` too), lease, admin server, daemon.
 //! - [`cli`]: one file per subcommand.

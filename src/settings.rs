@@ -23,6 +23,7 @@ use crate::service::server::{Listener, ServerSettings};
 use crate::sync::journal::retention::{DEFAULT_RETENTION_DAYS, MIN_DAYS_WITHOUT_CONFIRMATION};
 use crate::sync::mapping::{MappingRules, MappingSettings};
 use crate::sync::plan::{ArchiveGuard, Leavers, Policy};
+use crate::sync::rules::{AssignSettings, EnrolSettings, Rules};
 use crate::sync::source::Source;
 use crate::sync::source::csv::{CsvSettings, CsvSource};
 use crate::sync::source::rest::{RestSettings, RestSource};
@@ -51,6 +52,12 @@ pub struct RawSettings {
     pub server: ServerSettings,
     #[serde(default)]
     pub service: ServiceSettings,
+    /// Training rules (`[[assign]]`), see [`crate::sync::rules`].
+    #[serde(default)]
+    pub assign: Vec<AssignSettings>,
+    /// Offer-event enrolment rules (`[[enrol]]`).
+    #[serde(default)]
+    pub enrol: Vec<EnrolSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,6 +306,8 @@ pub struct Settings {
     /// Which keys the environment set, for problems `run` finds in what it needs (no schedule,
     /// no trigger token).
     pub environment: EnvironmentKeys,
+    /// Training and enrolment rules; empty when the config has none.
+    pub rules: Rules,
 }
 
 /// The configured source, built: secrets read, URLs parsed.
@@ -351,6 +360,15 @@ impl RawSettings {
             .map_err(|error| problems.push(error.to_string()))
             .ok();
         let ref_column = mapping.as_ref().map(|m| m.ref_column().to_owned());
+        let custom_fields = self
+            .mapping
+            .categories
+            .iter()
+            .map(|c| c.category_ref.trim().to_owned())
+            .collect();
+        let rules = Rules::from_settings(&self.assign, &self.enrol, custom_fields)
+            .map_err(|errors| problems.extend(errors))
+            .ok();
         let source = match (self.source.csv, self.source.rest) {
             (Some(csv), None) => Some(ResolvedSource::Csv(match &ref_column {
                 Some(column) => CsvSource::new(csv).with_ref_column(column.clone()),
@@ -424,33 +442,35 @@ impl RawSettings {
             ));
         }
 
-        match (source, mapping, pluvo, time_zone, server) {
-            (Some(source), Some(mapping), Some(pluvo), Some(time_zone), Some(server))
-                if problems.is_empty() =>
-            {
-                Ok(Settings {
-                    source,
-                    mapping,
-                    pluvo,
-                    database: self.sync.database,
-                    time_zone,
-                    policy: Policy {
-                        leavers: self.sync.leavers,
-                        archive_after_end_days: self.sync.archive_after_end_days,
-                        preboarding_days: self.sync.preboarding_days,
-                        guard,
-                        allow_mass_archive: false,
-                    },
-                    journal: self.journal,
-                    log: self.log,
-                    schedule,
-                    server,
-                    shutdown_grace: std::time::Duration::from_secs(
-                        self.service.shutdown_grace_secs,
-                    ),
-                    environment: self.environment,
-                })
-            }
+        match (source, mapping, pluvo, time_zone, server, rules) {
+            (
+                Some(source),
+                Some(mapping),
+                Some(pluvo),
+                Some(time_zone),
+                Some(server),
+                Some(rules),
+            ) if problems.is_empty() => Ok(Settings {
+                source,
+                mapping,
+                pluvo,
+                database: self.sync.database,
+                time_zone,
+                policy: Policy {
+                    leavers: self.sync.leavers,
+                    archive_after_end_days: self.sync.archive_after_end_days,
+                    preboarding_days: self.sync.preboarding_days,
+                    guard,
+                    allow_mass_archive: false,
+                },
+                journal: self.journal,
+                log: self.log,
+                schedule,
+                server,
+                shutdown_grace: std::time::Duration::from_secs(self.service.shutdown_grace_secs),
+                environment: self.environment,
+                rules,
+            }),
             _ => Err(SettingsError::Invalid(
                 problems
                     .iter()
@@ -557,6 +577,56 @@ time_zone = "Mars/Olympus"
         assert!(error.contains("mapping.name"), "{error}");
         assert!(error.contains("pluvo.client_secret"), "{error}");
         assert!(error.contains("sync.time_zone"), "{error}");
+    }
+
+    #[test]
+    fn training_rules_resolve_with_the_rest_and_their_problems_are_listed_with_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rules.toml");
+        let base = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/try-it.toml"),
+        )
+        .unwrap();
+        let rules = r#"
+[[assign]]
+name = "safety-basics"
+training = "safety-2024"
+role = "TRAINER"
+when = 'department in ["Operations", "Support"] && has_company_car'
+remove = "when_unmatched"
+
+[[enrol]]
+name = "intro-day"
+offer_event = "intro-day-2026-q1"
+when = 'days_since_start <= 30'
+"#;
+        std::fs::write(&file, format!("{base}\n{rules}")).unwrap();
+        let settings = load(Some(&file), Some(HashMap::new()))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            settings.rules.assign[0].role,
+            crate::domain::TrainingRole::Trainer
+        );
+        assert_eq!(
+            settings.rules.enrol[0].offer_event.as_str(),
+            "intro-day-2026-q1"
+        );
+
+        let broken = base.replace("time_zone = ", "time_zone = \"Mars/Olympus\" # ")
+            + &rules.replace("department in", "departmnt in");
+        std::fs::write(&file, broken).unwrap();
+        let error = load(Some(&file), Some(HashMap::new()))
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sync.time_zone"), "{error}");
+        assert!(
+            error.contains("assign[0].when (safety-basics): unknown field(s) 'departmnt'"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::{Cli, Context, Exit};
 use crate::pluvo::{PluvoClient, PluvoError, ResolvedPluvo};
 use crate::sync::engine::RunOptions;
+use crate::sync::rules::Rules;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -223,6 +224,10 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
         }),
     }
 
+    if !context.settings.rules.is_empty() {
+        findings.push(rule_targets(client, &context.settings.rules).await);
+    }
+
     if args.schema {
         findings.push(match client.compare_schema().await {
             Ok(report) if report.differences.is_empty() => Finding {
@@ -256,6 +261,68 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
     }
 
     report(&findings, args)
+}
+
+/// Every training and offer event a rule names must exist in Pluvo (and a training be active):
+/// a rule pointing at nothing would fail all its people on every run.
+async fn rule_targets(client: &PluvoClient, rules: &Rules) -> Finding {
+    let mut problems = Vec::new();
+    let named_by = |names: Vec<&str>| names.join(", ");
+    for training in rules.trainings() {
+        let rules_naming: Vec<&str> = rules
+            .assign
+            .iter()
+            .filter(|r| &r.training == training)
+            .map(|r| r.name.as_str())
+            .collect();
+        match client.training(training).await {
+            Ok(None) => problems.push(format!(
+                "training '{training}' (rule {}) does not exist in Pluvo",
+                named_by(rules_naming)
+            )),
+            Ok(Some(found)) if found.archived || !found.is_active => problems.push(format!(
+                "training '{training}' (rule {}) is {} in Pluvo",
+                named_by(rules_naming),
+                if found.archived {
+                    "archived"
+                } else {
+                    "inactive"
+                }
+            )),
+            Ok(Some(_)) => {}
+            Err(error) => problems.push(format!("cannot read training '{training}': {error}")),
+        }
+    }
+    for event in rules.offer_events() {
+        let rules_naming: Vec<&str> = rules
+            .enrol
+            .iter()
+            .filter(|r| &r.offer_event == event)
+            .map(|r| r.name.as_str())
+            .collect();
+        match client.offer_event(event).await {
+            Ok(None) => problems.push(format!(
+                "offer event '{event}' (rule {}) does not exist in Pluvo",
+                named_by(rules_naming)
+            )),
+            Ok(Some(_)) => {}
+            Err(error) => problems.push(format!("cannot read offer event '{event}': {error}")),
+        }
+    }
+    Finding {
+        check: "training rules",
+        ok: problems.is_empty(),
+        detail: if problems.is_empty() {
+            format!(
+                "all {} trainings and {} offer events the {} rules name exist",
+                rules.trainings().len(),
+                rules.offer_events().len(),
+                rules.assign.len() + rules.enrol.len()
+            )
+        } else {
+            problems.join("; ")
+        },
+    }
 }
 
 /// Prints the findings; exit 0 only when every one is ok.

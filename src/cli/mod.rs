@@ -150,6 +150,30 @@ pub async fn load_engine(cli: &Cli) -> Result<(Context, Engine), Exit> {
     Ok((context, engine))
 }
 
+/// `sync` and `run` refuse a config with `[[assign]]`/`[[enrol]]` rules: this version plans and
+/// checks them but does not apply them yet, and a rule accepted then silently ignored would
+/// leave an administrator believing people were assigned training they were never given.
+pub fn refuse_unapplied_rules(settings: &Settings) -> Result<(), Exit> {
+    let rules = &settings.rules;
+    if rules.is_empty() {
+        return Ok(());
+    }
+    errln!(
+        "error: assign/enrol: this configuration has {} training rule(s) ({}); this version of \
+         pluvo-sync can show them (`pluvo-sync plan`) and check them (`pluvo-sync check`) but \
+         does not apply them yet; remove the [[assign]] and [[enrol]] sections to sync",
+        rules.assign.len() + rules.enrol.len(),
+        rules
+            .assign
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(rules.enrol.iter().map(|r| r.name.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Err(Exit::Usage)
+}
+
 fn report_config_error(error: settings::SettingsError) -> Exit {
     errln!("error: {error}");
     Exit::Usage

@@ -2,9 +2,18 @@
 
 use std::fmt::Write as _;
 
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
 use super::{Cli, Exit};
+use crate::settings::Settings;
 use crate::sync::engine::{Prepared, RunOptions};
+use crate::sync::plan::assignments::{
+    AssignmentPlan, Ledger, RemovalGuard, Target, plan_assignments,
+};
 use crate::sync::plan::{Lifecycle, PlanSummary, UserChange};
+use crate::sync::rules::RuleError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,25 +42,131 @@ pub async fn run(cli: &Cli, args: &Args) -> Exit {
             return Exit::Failed;
         }
     };
+    let rules = if context.settings.rules.is_empty() {
+        None
+    } else {
+        match engine.journal().assignment_ledger().await {
+            Ok(ledger) => Some(plan_rules(&context.settings, &prepared, &ledger)),
+            Err(error) => {
+                errln!("error: cannot read the assignment ledger: {error}");
+                return Exit::Failed;
+            }
+        }
+    };
     let exit = if args.json {
-        super::print_json(&serde_json::json!({
+        let mut json = serde_json::json!({
             "source": prepared.source,
             "fingerprint": prepared.fingerprint,
             "rows_read": prepared.rows_read,
             "rejected": prepared.mapped.rejected,
             "plan": prepared.plan,
-        }))
+        });
+        // Only a config with rules gains the key, so the output of one without is unchanged.
+        if let (Some(rules), Some(object)) = (&rules, json.as_object_mut()) {
+            object.insert(
+                "training_rules".to_owned(),
+                serde_json::to_value(rules).unwrap_or_default(),
+            );
+        }
+        super::print_json(&json)
     } else {
         out!(
             "{}",
             render(&prepared, &context.settings.time_zone.to_string())
         );
+        if let Some(rules) = &rules {
+            out!("{}", render_rules(rules));
+        }
         Exit::Ok
     };
     // The process ends right after this command (src/main.rs). Freeing every person's desired and
     // acknowledged state first would be most of a million small frees at 100k people, for no one.
     std::mem::forget(prepared);
     exit
+}
+
+/// What the training rules would do, beside the user plan.
+#[derive(Debug, Serialize)]
+pub struct RulePlan {
+    #[serde(flatten)]
+    pub plan: AssignmentPlan,
+    /// Expressions that failed for a person: that person is not matched by that rule.
+    pub errors: Vec<RuleError>,
+}
+
+/// Evaluates the rules for everyone synced now (not people the plan archives) and diffs them
+/// against the ledger, with the archive guard's limits as the removal guard's.
+fn plan_rules(settings: &Settings, prepared: &Prepared, ledger: &Ledger) -> RulePlan {
+    let leaving: BTreeSet<_> = prepared
+        .plan
+        .people
+        .iter()
+        .filter(|p| matches!(p.user, Some(UserChange::Archive { .. })))
+        .map(|p| &p.employee_ref)
+        .collect();
+    let people: Vec<_> = prepared
+        .mapped
+        .people
+        .values()
+        .filter(|p| !leaving.contains(&p.employee_ref))
+        .collect();
+    let synced = people.iter().map(|p| p.employee_ref.clone()).collect();
+    let evaluation = settings
+        .rules
+        .evaluate(people.iter().copied(), prepared.plan.today);
+    let guard = RemovalGuard {
+        max_people: settings.policy.guard.max_people,
+        max_percent: settings.policy.guard.max_percent,
+        allow_mass_removal: false,
+    };
+    RulePlan {
+        plan: plan_assignments(&settings.rules, &evaluation, ledger, &synced, guard),
+        errors: evaluation.errors,
+    }
+}
+
+/// The rules' section of the text plan: per rule, who is added, removed, or left because their
+/// access comes from a group; people by employee number only.
+pub fn render_rules(rules: &RulePlan) -> String {
+    let mut out = String::from("\nTraining rules (not applied by this version; see README):\n");
+    if rules.plan.rules.is_empty() {
+        out.push_str("  nothing to assign or enrol\n");
+    }
+    let refs = |people: &[crate::domain::EmployeeRef]| {
+        people
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for ops in &rules.plan.rules {
+        let target = match &ops.target {
+            Some(Target::Training { training, role }) => format!("training {training} as {role}"),
+            Some(Target::OfferEvent { offer_event }) => format!("offer event {offer_event}"),
+            None => String::new(),
+        };
+        let _ = writeln!(out, "  {} → {target}", ops.rule);
+        for (what, people) in [
+            ("add", &ops.add),
+            ("remove", &ops.remove),
+            ("left (access via a group or enrolment)", &ops.left_linked),
+        ] {
+            if !people.is_empty() {
+                let _ = writeln!(out, "    {what} {}: {}", people.len(), refs(people));
+            }
+        }
+    }
+    if let Some(why) = &rules.plan.withheld_removals {
+        let _ = writeln!(out, "  removals withheld: {why}");
+    }
+    for error in &rules.errors {
+        let _ = writeln!(
+            out,
+            "  rule {} could not be evaluated for {}: {}",
+            error.rule, error.person, error.message
+        );
+    }
+    out
 }
 
 /// The human-readable plan: a summary, then one line per person.

@@ -15,6 +15,9 @@ pub async fn run(cli: &Cli, _args: &Args) -> Exit {
         Err(exit) => return exit,
     };
     let settings = &context.settings;
+    if let Err(exit) = super::refuse_unapplied_rules(settings) {
+        return exit;
+    }
     // The schedule and listener were resolved with the rest of the configuration; what is left
     // is what only `run` requires, checked before anything starts, so a missing schedule or
     // token stops the container at once with exit 2 instead of failing at 02:00.

@@ -28,10 +28,13 @@ pub struct Args {
 }
 
 pub async fn run(cli: &Cli, args: &Args) -> Exit {
-    let (_context, engine) = match super::load_engine(cli).await {
+    let (context, engine) = match super::load_engine(cli).await {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
+    if let Err(exit) = super::refuse_unapplied_rules(&context.settings) {
+        return exit;
+    }
     let cancel = CancellationToken::new();
     // SIGTERM too: a CronJob or container stop must end the run as `aborted`, not kill it.
     let signals = match crate::service::daemon::ShutdownSignals::register() {

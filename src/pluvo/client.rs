@@ -41,11 +41,11 @@ const MAX_PAGES: usize = 10_000;
 /// The Pluvo API client. Cheap to clone; clones share the token, rate limiter and metrics.
 #[derive(Clone)]
 pub struct PluvoClient {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
     /// Once cancelled, no request is started any more: calls waiting for the rate limiter, a
     /// `Retry-After` pause or a backoff sleep end with [`PluvoError::Cancelled`]. A request
     /// already sent is waited for.
-    cancel: Stop,
+    pub(super) cancel: Stop,
 }
 
 impl std::fmt::Debug for PluvoClient {

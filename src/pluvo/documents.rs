@@ -311,7 +311,10 @@ pub(crate) fn every_document() -> Result<Vec<(&'static str, String)>, PluvoError
                 .into_request()
                 .query
         }),
-    ])
+    ]
+    .into_iter()
+    .chain(super::trainings::documents())
+    .collect())
 }
 
 #[cfg(test)]

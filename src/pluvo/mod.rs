@@ -15,6 +15,7 @@
 //! - `transport`: the one `execute` path (HTTP status and `errors` into [`PluvoError`]): pacing,
 //!   retries and token renewal around every request;
 //! - `sizing`: how many items go in one document: the adaptive batch size, and the membership cap;
+//! - `trainings`: training membership per role, offer-event enrolments and their reads;
 //! - `types`: what callers send and get back, in domain words;
 //! - `introspection`: a tenant's schema, read by introspection, against what the client uses.
 //!
@@ -31,6 +32,7 @@ pub mod operations;
 mod pacing;
 pub mod settings;
 mod sizing;
+mod trainings;
 mod transport;
 mod types;
 
@@ -38,6 +40,10 @@ pub use client::{PluvoClient, SendFence};
 pub use error::PluvoError;
 pub use settings::{PluvoSettings, ResolvedPluvo};
 pub use sizing::REFS_PER_MEMBERSHIP_FIELD;
+pub use trainings::{
+    EnrolmentStatus, Enrolments, RemoteOfferEvent, RemoteTraining, TrainingChange, TrainingOutcome,
+    TrainingVerdict,
+};
 pub use types::{
     Batch, CategoryUpdate, Membership, MembershipChange, PersonWrite, PersonWritten,
     RemoteCategory, RemoteGroup, RemoteUser, Selector, UpsertedUser, UserFields, UserUpsert,

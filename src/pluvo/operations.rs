@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::schema;
-use crate::domain::{Language, Role};
+use crate::domain::{Language, Role, TrainingRole};
 
 // ---- enums ----
 
@@ -318,4 +318,163 @@ pub struct RemoveUsersFromGroupPayload {
     pub removed_ids: Option<Vec<String>>,
     pub already_removed_ids: Option<Vec<String>>,
     pub failed_ids: Option<Vec<String>>,
+}
+
+// ---- trainings and offer events ----
+
+#[derive(cynic::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[cynic(graphql_type = "TrainingRole")]
+pub enum TrainingRoleValue {
+    Participant,
+    Trainer,
+    Mentor,
+}
+
+impl From<TrainingRole> for TrainingRoleValue {
+    fn from(role: TrainingRole) -> Self {
+        match role {
+            TrainingRole::Participant => TrainingRoleValue::Participant,
+            TrainingRole::Trainer => TrainingRoleValue::Trainer,
+            TrainingRole::Mentor => TrainingRoleValue::Mentor,
+        }
+    }
+}
+
+#[derive(cynic::QueryVariables, Debug, Clone)]
+pub struct TrainingByRefVariables {
+    pub training_ref: String,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "Query", variables = "TrainingByRefVariables")]
+pub struct TrainingByRef {
+    #[arguments(ref: $training_ref)]
+    pub training: Option<TrainingNode>,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "Training")]
+pub struct TrainingNode {
+    pub id: Uuid,
+    #[cynic(rename = "ref")]
+    pub training_ref: Option<String>,
+    pub title: String,
+    pub is_active: bool,
+    pub archived: bool,
+}
+
+#[derive(cynic::QueryVariables, Debug, Clone)]
+pub struct OfferEventByRefVariables {
+    pub offer_event_ref: String,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "Query", variables = "OfferEventByRefVariables")]
+pub struct OfferEventByRef {
+    #[arguments(ref: $offer_event_ref)]
+    pub offer_event: Option<OfferEventNode>,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "OfferEvent")]
+pub struct OfferEventNode {
+    pub id: Uuid,
+    #[cynic(rename = "ref")]
+    pub offer_event_ref: Option<String>,
+    pub title: String,
+    pub max_subscriptions: Option<i32>,
+    pub enrollment_count: Option<i32>,
+}
+
+#[derive(cynic::QueryVariables, Debug, Clone)]
+pub struct TrainingMembersVariables {
+    pub training_ref: String,
+    /// Nullable in the schema; always `Some` when sent.
+    pub user_refs: Option<Vec<String>>,
+    pub role: TrainingRoleValue,
+}
+
+/// `addUsersToTraining` with `sendInvites: false` as a literal: the schema's default is `true`
+/// (CONTRACT.md, "Trainings"), and a sync must never mail invitations.
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "Mutation", variables = "TrainingMembersVariables")]
+pub struct AddUsersToTraining {
+    #[arguments(trainingRef: $training_ref, userRefs: $user_refs, role: $role, sendInvites: false)]
+    pub add_users_to_training: Option<AddUsersToTrainingPayload>,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "AddUsersToTraining")]
+pub struct AddUsersToTrainingPayload {
+    pub added_ids: Option<Vec<Uuid>>,
+    pub added_refs: Option<Vec<String>>,
+    pub already_added_ids: Option<Vec<Uuid>>,
+    pub already_added_refs: Option<Vec<String>>,
+    pub failed_ids: Option<Vec<String>>,
+    pub failed_refs: Option<Vec<String>>,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "Mutation", variables = "TrainingMembersVariables")]
+pub struct RemoveUsersFromTraining {
+    #[arguments(trainingRef: $training_ref, userRefs: $user_refs, role: $role)]
+    pub remove_users_from_training: Option<RemoveUsersFromTrainingPayload>,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "RemoveUsersFromTraining")]
+pub struct RemoveUsersFromTrainingPayload {
+    pub removed_ids: Option<Vec<Uuid>>,
+    pub removed_refs: Option<Vec<String>>,
+    pub already_removed_ids: Option<Vec<Uuid>>,
+    pub already_removed_refs: Option<Vec<String>>,
+    pub ids_linked_via_object: Option<Vec<Uuid>>,
+    pub refs_linked_via_object: Option<Vec<String>>,
+    pub failed_ids: Option<Vec<String>>,
+    pub failed_refs: Option<Vec<String>>,
+}
+
+#[derive(cynic::QueryVariables, Debug, Clone)]
+pub struct EnrolVariables {
+    pub offer_event_ref: String,
+    /// Nullable in the schema; always `Some` when sent.
+    pub user_refs: Option<Vec<String>>,
+}
+
+/// `createOfferEventEnrollments` with `sendMail: false` as a literal: the schema's default is
+/// `true` (CONTRACT.md, "Offer events and enrollments").
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "Mutation", variables = "EnrolVariables")]
+pub struct CreateEnrollments {
+    #[arguments(offerEventRef: $offer_event_ref, userRefs: $user_refs, sendMail: false)]
+    pub create_offer_event_enrollments: Option<Vec<EnrollmentNode>>,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "Enrollment")]
+pub struct EnrollmentNode {
+    pub id: Uuid,
+    pub user: EnrolledUser,
+    pub status: EnrollmentStatusValue,
+}
+
+#[derive(cynic::QueryFragment, Debug)]
+#[cynic(graphql_type = "User")]
+pub struct EnrolledUser {
+    pub id: Uuid,
+    #[cynic(rename = "ref")]
+    pub user_ref: Option<String>,
+}
+
+/// `EnrollmentStatus`. A status added later by Pluvo reads as `Other` rather than failing the
+/// whole answer: the enrolment itself exists either way.
+#[derive(cynic::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[cynic(graphql_type = "EnrollmentStatus")]
+pub enum EnrollmentStatusValue {
+    Enrolled,
+    Waitlisted,
+    Cancelled,
+    Declined,
+    #[cynic(fallback)]
+    Other,
 }

@@ -21,6 +21,7 @@
 //! `policy.rs` (the operator's decisions), `model.rs` (the plan as a value), `person.rs` (one
 //! person's diff) and `guard.rs` (the archive guard and suspected employee-number changes).
 
+pub mod assignments;
 mod guard;
 mod model;
 mod person;

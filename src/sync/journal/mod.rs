@@ -10,6 +10,7 @@
 //! admin listener, `retention.rs` prunes, and `snapshot.rs` advances the snapshot (whose reads,
 //! for planning, stay in `sync::snapshot`).
 
+mod ledger;
 mod read;
 pub mod retention;
 mod run;
